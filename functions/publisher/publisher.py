@@ -1,0 +1,58 @@
+"""Publishes the events that the payments table's stream stands for.
+
+Fed by the table's stream (Lambda event source mapping with ReportBatchItemFailures): each
+record that moves an order into a new state becomes one EventBridge event. Records whose
+events EventBridge did not take are reported as failed, so Lambda retries from the first of
+them; events re-sent by such a retry keep their eventId.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.data_classes import DynamoDBStreamEvent, event_source
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from steppay.events import get_event_publisher
+from steppay.outbox import events_for_stream_record
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+@event_source(data_class=DynamoDBStreamEvent)
+def lambda_handler(event: DynamoDBStreamEvent, context: LambdaContext) -> dict[str, Any]:
+    pending = []  # (sequence number, event)
+    failed_sequences: list[str] = []
+    for record in event.records:
+        sequence = record.dynamodb.sequence_number if record.dynamodb else None
+        try:
+            for outgoing in events_for_stream_record(record):
+                pending.append((sequence, outgoing))
+        except Exception:  # noqa: BLE001 - a record we cannot read is retried, then dead-lettered
+            logger.exception("Could not read a stream record", extra={"sequence_number": sequence})
+            if sequence:
+                failed_sequences.append(sequence)
+
+    failures = get_event_publisher().publish([outgoing for _, outgoing in pending])
+    failed_ids = {failure.event.event_id for failure in failures}
+    for sequence, outgoing in pending:
+        if outgoing.event_id in failed_ids and sequence:
+            failed_sequences.append(sequence)
+    published = len(pending) - len(failures)
+    if published:
+        metrics.add_metric(name="EventsPublished", unit=MetricUnit.Count, value=published)
+    if failures:
+        metrics.add_metric(name="EventPublishFailures", unit=MetricUnit.Count, value=len(failures))
+        logger.warning(
+            "EventBridge did not take some events",
+            extra={"failures": [{"eventId": f.event.event_id, "error": f.error_code} for f in failures]},
+        )
+    # Lambda retries from the lowest failed sequence number; report each at most once.
+    unique = sorted(set(failed_sequences), key=lambda s: int(s) if s.isdigit() else s)
+    return {"batchItemFailures": [{"itemIdentifier": s} for s in unique]}

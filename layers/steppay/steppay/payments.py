@@ -1,0 +1,259 @@
+"""The initial-payment flows: issue a pay link, and verify a payment after the redirect.
+
+Both flows ask StepPay and never trust what the browser says. The redirect's `status`
+is kept for the log only: a `success` that StepPay does not confirm is not paid, and an
+`error` that StepPay confirms as paid is paid.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Protocol
+
+from aws_lambda_powertools import Logger
+
+from steppay.api_models import PayUrlRequest, PayUrlResponse, VerifyResponse
+from steppay.errors import (
+    StepPayAuthFailed,
+    StepPayError,
+    StepPayNotFound,
+    StepPayRejected,
+    StepPayUnavailable,
+)
+from steppay.models import OrderCreateItem, OrderCreateRequest, OrderDetail
+from steppay.persistence import PaymentRecord, PaymentState, PaymentStore, VerifiedVia
+from steppay.problems import (
+    OrderAlreadyPaid,
+    OrderNotFound,
+    OrderNotPayable,
+    OrderRejected,
+    Problem,
+    StepPayUnavailableProblem,
+)
+from steppay.redirects import check_redirect_url
+from steppay.settings import Settings
+from steppay.verification import PaymentClaim, Verdict, VerificationResult, verify_payment
+
+logger = Logger(child=True)
+
+UNPAYABLE_ITEM_STATES = frozenset({"CANCELLED", "PAYMENT_FAILURE"})
+
+
+class OrderGateway(Protocol):
+    """The part of StepPayClient the flows use (a Protocol so tests can see the seam)."""
+
+    def create_order(self, request: OrderCreateRequest) -> OrderDetail: ...
+
+    def get_order(self, order_id_or_code: str | int) -> OrderDetail: ...
+
+    def build_pay_url(
+        self,
+        order_code: str,
+        *,
+        success_url: str | None = None,
+        error_url: str | None = None,
+        cancel_url: str | None = None,
+        lang: str | None = None,
+    ) -> str: ...
+
+
+def amount_due(order: OrderDetail) -> Decimal:
+    """What the shopper is asked to pay: the items' prices times quantities, less discounts."""
+    total = Decimal(0)
+    for item in order.items:
+        if item.price is not None and item.price.price is not None:
+            total += item.price.price * Decimal(item.quantity or 1)
+        elif item.paid_amount is not None:
+            total += item.paid_amount
+    return total - (order.discounted_amount or Decimal(0))
+
+
+def order_currency(order: OrderDetail) -> str | None:
+    currencies = {item.currency for item in order.items if item.currency}
+    return currencies.pop() if len(currencies) == 1 else None
+
+
+def _stepay_problem(exc: StepPayError) -> Problem:
+    """Map a StepPay failure to what our caller may know of it (no upstream detail leaks)."""
+    if isinstance(exc, StepPayNotFound):
+        return OrderNotFound("StepPay knows no such order.")
+    if isinstance(exc, StepPayRejected):
+        return OrderRejected("StepPay rejected the order; check the product, price and customer codes.")
+    if isinstance(exc, StepPayAuthFailed):
+        return Problem(
+            "StepPay refused this deployment's credentials; check the Secret-Token configuration.",
+            code="steppay_auth_failed",
+            status=502,
+        )
+    return StepPayUnavailableProblem("StepPay is not answering; try again shortly.")
+
+
+@dataclass(frozen=True)
+class VerifyOutcome:
+    result: VerificationResult
+    record: PaymentRecord | None
+    newly_recorded: bool
+    response: VerifyResponse
+
+
+class PaymentFlows:
+    def __init__(self, gateway: OrderGateway, store: PaymentStore, settings: Settings) -> None:
+        self._gateway = gateway
+        self._store = store
+        self._settings = settings
+
+    # -- pay link -------------------------------------------------------------------------
+
+    def create_pay_url(self, request: PayUrlRequest) -> PayUrlResponse:
+        hosts = self._settings.allowed_redirect_hosts
+        stage = self._settings.stage
+        check_redirect_url(request.success_url, allowed_hosts=hosts, stage=stage, field="successUrl")
+        check_redirect_url(request.error_url, allowed_hosts=hosts, stage=stage, field="errorUrl")
+        if request.cancel_url is not None:
+            check_redirect_url(request.cancel_url, allowed_hosts=hosts, stage=stage, field="cancelUrl")
+
+        try:
+            if request.order is not None:
+                order = self._gateway.create_order(
+                    OrderCreateRequest(
+                        customer_id=request.order.customer_id,
+                        customer_code=request.order.customer_code,
+                        customer_uuid=request.order.customer_uuid,
+                        purchase_deadline=request.order.purchase_deadline,
+                        items=[
+                            OrderCreateItem(
+                                product_code=item.product_code,
+                                price_code=item.price_code,
+                                currency=item.currency,
+                                minimum_quantity=item.minimum_quantity,
+                                maximum_quantity=item.maximum_quantity,
+                            )
+                            for item in request.order.items
+                        ],
+                    )
+                )
+            else:
+                assert request.order_code is not None
+                order = self._gateway.get_order(request.order_code)
+        except StepPayError as exc:
+            logger.warning("StepPay call failed while issuing a pay link", extra={"error": type(exc).__name__})
+            raise _stepay_problem(exc) from exc
+
+        if order.payment_date is not None:
+            raise OrderAlreadyPaid("This order is already paid.")
+        if any(item.status in UNPAYABLE_ITEM_STATES for item in order.items):
+            raise OrderNotPayable("This order was cancelled or its payment failed; create a new order.")
+
+        record = self._store.save_pending_order(
+            PaymentRecord(
+                order_code=order.order_code,
+                order_id=order.order_id,
+                order_type=str(order.type),
+                amount=amount_due(order),
+                currency=order_currency(order),
+                customer_id=order.customer.id if order.customer is not None else None,
+                merchant_ref=request.merchant_ref,
+                created_at=datetime.now(UTC),
+            )
+        )
+        pay_url = self._gateway.build_pay_url(
+            order.order_code,
+            success_url=request.success_url,
+            error_url=request.error_url,
+            cancel_url=request.cancel_url,
+            lang=request.lang,
+        )
+        logger.info("Pay link issued", extra={"order_code": order.order_code, "order_id": order.order_id})
+        return PayUrlResponse(
+            order_code=order.order_code,
+            order_id=order.order_id,
+            pay_url=pay_url,
+            amount=record.amount,
+            currency=record.currency,
+        )
+
+    # -- verification ---------------------------------------------------------------------
+
+    def verify_and_record(
+        self,
+        order_code: str,
+        *,
+        order_id: int | None,
+        claimed_status: str | None,
+        via: VerifiedVia,
+    ) -> VerifyOutcome:
+        known = self._store.get_payment(order_code)
+        try:
+            order = self._gateway.get_order(order_code)
+        except StepPayError as exc:
+            logger.warning("StepPay order lookup failed", extra={"error": type(exc).__name__})
+            if isinstance(exc, StepPayUnavailable | StepPayAuthFailed | StepPayNotFound):
+                raise _stepay_problem(exc) from exc
+            raise StepPayUnavailableProblem("StepPay could not answer this lookup.") from exc
+
+        claim = PaymentClaim(
+            order_code=order_code,
+            order_id=order_id,
+            expected_amount=known.amount if known is not None else None,
+            expected_currency=known.currency if known is not None else None,
+        )
+        result = verify_payment(claim, order)
+        logger.info(
+            "Payment verified with StepPay",
+            extra={
+                "order_code": order_code,
+                "verdict": result.verdict.value,
+                "claimed_status": claimed_status,
+                "via": via.value,
+            },
+        )
+
+        record: PaymentRecord | None = known
+        newly = False
+        if result.verdict is Verdict.PAID:
+            record, newly = self._store.record_verified_payment(self._paid_record(order, known, via))
+        return VerifyOutcome(result, record, newly, self._verify_response(result, order, record))
+
+    def _paid_record(self, order: OrderDetail, known: PaymentRecord | None, via: VerifiedVia) -> PaymentRecord:
+        payment = order.payment
+        return PaymentRecord(
+            order_code=order.order_code,
+            order_id=order.order_id,
+            order_type=str(order.type),
+            state=PaymentState.PAID,
+            amount=known.amount if known is not None and known.amount is not None else order.paid_amount,
+            currency=(known.currency if known is not None else None) or order_currency(order),
+            customer_id=order.customer.id if order.customer is not None else None,
+            merchant_ref=known.merchant_ref if known is not None else None,
+            created_at=known.created_at if known is not None else None,
+            paid_at=order.payment_date,
+            payment_date_raw=order.payment_date_raw,
+            paid_amount=order.paid_amount,
+            payment_method=payment.payment_method if payment is not None else None,
+            payment_gateway=payment.payment_gateway if payment is not None else None,
+            card_number=payment.card_number if payment is not None else None,
+            verified_at=datetime.now(UTC),
+            verified_via=via,
+            subscription_ids=[s.id for s in order.subscriptions],
+        )
+
+    @staticmethod
+    def _verify_response(
+        result: VerificationResult, order: OrderDetail, record: PaymentRecord | None
+    ) -> VerifyResponse:
+        paid = result.verdict is Verdict.PAID
+        return VerifyResponse(
+            verified=paid,
+            verdict=result.verdict,
+            order_code=order.order_code,
+            order_id=order.order_id,
+            order_type=str(order.type),
+            amount=(record.paid_amount if paid and record is not None else None)
+            or (record.amount if record is not None else amount_due(order)),
+            currency=(record.currency if record is not None else None) or order_currency(order),
+            paid_at=order.payment_date if paid else None,
+            merchant_ref=record.merchant_ref if record is not None else None,
+            subscription_ids=[s.id for s in order.subscriptions] if paid else [],
+        )
