@@ -25,7 +25,8 @@ test: bootstrap
 
 lint: bootstrap
 	$(PY) -m ruff check layers functions sandbox local tests
-	$(PY) -m mypy layers/steppay/steppay functions
+	$(PY) -m mypy layers/steppay/steppay
+	for f in functions/*/; do $(PY) -m mypy "$$f" || exit 1; done
 	.venv/bin/cfn-lint template.yaml
 	$(SAM_ENV) .venv/bin/sam validate --lint
 

@@ -44,7 +44,9 @@ def bus(moto_server: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str,
     sqs = boto3.client("sqs", **kwargs)
     events.create_event_bus(Name=name)
     queue_url = sqs.create_queue(QueueName=f"tap-{name}")["QueueUrl"]
-    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
     events.put_rule(Name="tap", EventBusName=name, EventPattern=json.dumps({"source": ["steppay.payments"]}))
     events.put_targets(Rule="tap", EventBusName=name, Targets=[{"Id": "tap", "Arn": queue_arn}])
 
@@ -52,7 +54,7 @@ def bus(moto_server: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str,
         "AWS_DEFAULT_REGION": REGION,
         "AWS_ACCESS_KEY_ID": "local",
         "AWS_SECRET_ACCESS_KEY": "local",
-        "AWS_ENDPOINT_URL_EVENTS": moto_server.endpoint_url,
+        "AWS_ENDPOINT_URL_EVENTBRIDGE": moto_server.endpoint_url,
         "EVENT_BUS_NAME": name,
         "TABLE_NAME": "unused",
         "POWERTOOLS_TRACE_DISABLED": "true",
@@ -68,9 +70,11 @@ def bus(moto_server: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str,
 def _clear_caches() -> None:
     from steppay import events, settings
 
+    # boto3's default session keeps the environment it first saw (endpoints included).
+    boto3.DEFAULT_SESSION = None
     settings.get_settings.cache_clear()
     events.get_event_publisher.cache_clear()
-    events._events_client.cache_clear()
+    getattr(events._events_client, "cache_clear", lambda: None)()  # may be patched by a test
 
 
 def _drain(sqs: Any, queue_url: str, expect: int) -> list[dict[str, Any]]:
@@ -134,7 +138,7 @@ class FlakyEvents:
         self.fail = fail_detail_substring
         self.fail_all = fail_all
 
-    def put_events(self, Entries: list[dict[str, Any]]) -> dict[str, Any]:  # noqa: N803 - boto3's name
+    def put_events(self, Entries: list[dict[str, Any]]) -> dict[str, Any]:
         if self.fail_all:
             raise RuntimeError("EventBridge unavailable")
         keep = [e for e in Entries if not (self.fail and self.fail in e["Detail"])]
@@ -163,7 +167,9 @@ def _two_paid_records() -> dict[str, Any]:
     return event
 
 
-def test_partial_failure_reports_only_the_failed_record(bus: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_partial_failure_reports_only_the_failed_record(
+    bus: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
     import publisher
     from steppay import events
 

@@ -14,7 +14,6 @@ from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 from pydantic.alias_generators import to_camel
-
 from steppay.verification import Verdict
 
 ORDER_CODE_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"

@@ -13,15 +13,21 @@ import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 import boto3
-
-from steppay.persistence import PaymentRecord, PaymentState
+from steppay.persistence import PaymentRecord, PaymentState, SubscriptionRecord
 from steppay.settings import get_settings
 
 EVENT_SOURCE = "steppay.payments"
 PAYMENT_VERIFIED = "Payment Verified"
+RENEWAL_PAYMENT_VERIFIED = "Renewal Payment Verified"
+RENEWAL_PAYMENT_FAILED = "Renewal Payment Failed"
+PAYMENT_CANCELED = "Payment Canceled"
+SUBSCRIPTION_STATUS_CHANGED = "Subscription Status Changed"
+RENEWAL_ORDER_TYPE = "RECURRING"
 PUT_EVENTS_BATCH = 10  # EventBridge's limit per PutEvents call
 
 # Fixed namespace: event ids must stay the same across deployments and retries.
@@ -32,19 +38,81 @@ def event_id_for(order_code: str, change: str) -> str:
     return str(uuid.uuid5(_EVENT_ID_NAMESPACE, f"{change}:{order_code}"))
 
 
-def payment_verified_detail(record: PaymentRecord) -> dict[str, Any]:
-    """The `Payment Verified` detail (schema: events/schemas/payment-verified.json)."""
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _money(value: Decimal | None) -> str | None:
+    return str(value) if value is not None else None
+
+
+def _order_detail(record: PaymentRecord, change: str) -> dict[str, Any]:
     return {
-        "eventId": event_id_for(record.order_code, "payment-verified"),
+        "eventId": event_id_for(record.order_code, change),
         "orderCode": record.order_code,
         "orderId": record.order_id,
         "orderType": record.order_type,
-        "amount": str(record.paid_amount if record.paid_amount is not None else record.amount),
+        "amount": _money(record.paid_amount if record.paid_amount is not None else record.amount),
         "currency": record.currency,
-        "paidAt": record.paid_at.isoformat() if record.paid_at else None,
         "customerId": record.customer_id,
         "merchantRef": record.merchant_ref,
         "subscriptionIds": list(record.subscription_ids),
+    }
+
+
+def payment_verified_detail(record: PaymentRecord) -> dict[str, Any]:
+    """`Payment Verified` (schema: events/schemas/payment-verified.json)."""
+    return {**_order_detail(record, "payment-verified"), "paidAt": _iso(record.paid_at)}
+
+
+def renewal_verified_detail(record: PaymentRecord) -> dict[str, Any]:
+    """`Renewal Payment Verified` (events/schemas/renewal-payment-verified.json)."""
+    return {
+        **payment_verified_detail(record),
+        "eventId": event_id_for(record.order_code, "renewal-payment-verified"),
+        "subscriptionId": record.subscription_id,
+        "periodStart": _iso(record.period_start),
+        "periodEnd": _iso(record.period_end),
+        "nextPaymentDate": _iso(record.next_payment_date),
+    }
+
+
+def renewal_failed_detail(record: PaymentRecord) -> dict[str, Any]:
+    """`Renewal Payment Failed` (events/schemas/renewal-payment-failed.json)."""
+    return {
+        **_order_detail(record, "renewal-payment-failed"),
+        "amount": _money(record.amount),
+        "subscriptionId": record.subscription_id,
+        "errorCode": record.error_code,
+        "errorMessage": record.error_message,
+        "failedAt": _iso(record.failed_at),
+    }
+
+
+def payment_canceled_detail(record: PaymentRecord) -> dict[str, Any]:
+    """`Payment Canceled` (events/schemas/payment-canceled.json)."""
+    return {
+        **payment_verified_detail(record),
+        "eventId": event_id_for(record.order_code, "payment-canceled"),
+        "returnedAmount": _money(record.returned_amount),
+        "canceledAt": _iso(record.canceled_at),
+    }
+
+
+def subscription_changed_detail(old: SubscriptionRecord | None, new: SubscriptionRecord) -> dict[str, Any]:
+    """`Subscription Status Changed` (events/schemas/subscription-status-changed.json)."""
+    observed = new.observed_at.isoformat()
+    return {
+        "eventId": event_id_for(f"{new.subscription_id}:{observed}:{new.status}", "subscription-status"),
+        "subscriptionId": new.subscription_id,
+        "status": new.status,
+        "previousStatus": old.status if old is not None else None,
+        "nextPaymentDate": _iso(new.next_payment_date),
+        "customerId": new.customer_id,
+        "orderCode": new.order_code,
+        "orderId": new.order_id,
+        "merchantRef": new.merchant_ref,
+        "observedAt": observed,
     }
 
 
@@ -60,11 +128,29 @@ class OutgoingEvent:
         return str(self.detail["eventId"])
 
 
-def events_for_change(old: PaymentRecord | None, new: PaymentRecord) -> list[OutgoingEvent]:
-    """The events one stored state change stands for (none for most writes)."""
-    if new.state is PaymentState.PAID and (old is None or old.state is not PaymentState.PAID):
+def events_for_order_change(old: PaymentRecord | None, new: PaymentRecord) -> list[OutgoingEvent]:
+    """The events one stored order change stands for (none for most writes)."""
+    before = old.state if old is not None else None
+    if before is new.state:
+        return []
+    renewal = new.order_type == RENEWAL_ORDER_TYPE
+    if new.state is PaymentState.PAID:
+        if renewal:
+            return [OutgoingEvent(RENEWAL_PAYMENT_VERIFIED, renewal_verified_detail(new))]
         return [OutgoingEvent(PAYMENT_VERIFIED, payment_verified_detail(new))]
+    if new.state is PaymentState.FAILED and renewal:
+        return [OutgoingEvent(RENEWAL_PAYMENT_FAILED, renewal_failed_detail(new))]
+    if new.state is PaymentState.CANCELED and before is PaymentState.PAID:
+        return [OutgoingEvent(PAYMENT_CANCELED, payment_canceled_detail(new))]
     return []
+
+
+def events_for_subscription_change(
+    old: SubscriptionRecord | None, new: SubscriptionRecord
+) -> list[OutgoingEvent]:
+    if old is not None and old.status == new.status:
+        return []
+    return [OutgoingEvent(SUBSCRIPTION_STATUS_CHANGED, subscription_changed_detail(old, new))]
 
 
 @dataclass(frozen=True)
@@ -109,7 +195,7 @@ class EventPublisher:
 
 @functools.cache
 def _events_client() -> Any:
-    # Created once per container; AWS_ENDPOINT_URL_EVENTS points it at moto locally.
+    # Created once per container; AWS_ENDPOINT_URL_EVENTBRIDGE points it at moto locally.
     return boto3.client("events")
 
 

@@ -19,7 +19,6 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.utilities.typing import LambdaContext
-
 from steppay.errors import InvalidIdentifier
 from steppay.problems import Problem
 
@@ -31,7 +30,9 @@ JSON_CONTENT_TYPES = ("application/json",)
 NO_STORE = {"Cache-Control": "no-store"}
 
 
-def error_response(status: int, code: str, message: str, headers: Mapping[str, str] | None = None) -> Response[str]:
+def error_response(
+    status: int, code: str, message: str, headers: Mapping[str, str] | None = None
+) -> Response[str]:
     return Response(
         status_code=status,
         content_type="application/json",
@@ -50,11 +51,11 @@ def _raw_error(status: int, code: str, message: str) -> dict[str, Any]:
     }
 
 
-def _json_depth(value: Any) -> int:
+def _json_depth(value: Any, limit: int = MAX_JSON_DEPTH) -> int:
     depth, frontier = 0, [value]
     while frontier:
         depth += 1
-        if depth > MAX_JSON_DEPTH:
+        if depth > limit:
             return depth
         nxt: list[Any] = []
         for item in frontier:
@@ -66,7 +67,9 @@ def _json_depth(value: Any) -> int:
     return depth - 1
 
 
-def precheck_json_body(event: Mapping[str, Any]) -> dict[str, Any] | None:
+def precheck_json_body(
+    event: Mapping[str, Any], *, max_body_bytes: int = MAX_BODY_BYTES, max_json_depth: int = MAX_JSON_DEPTH
+) -> dict[str, Any] | None:
     """Refuse a POST body that is too large, not JSON, not UTF-8, or absurdly nested.
 
     Returns a ready payload-2.0 error response, or None when the body may go to the resolver.
@@ -81,8 +84,8 @@ def precheck_json_body(event: Mapping[str, Any]) -> dict[str, Any] | None:
         raw = base64.b64decode(body, validate=True) if event.get("isBase64Encoded") else body.encode()
     except (binascii.Error, ValueError):
         return _raw_error(400, "malformed_body", "The request body could not be read.")
-    if len(raw) > MAX_BODY_BYTES:
-        return _raw_error(413, "payload_too_large", f"The request body exceeds {MAX_BODY_BYTES} bytes.")
+    if len(raw) > max_body_bytes:
+        return _raw_error(413, "payload_too_large", f"The request body exceeds {max_body_bytes} bytes.")
     content_type = headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type not in JSON_CONTENT_TYPES:
         return _raw_error(415, "unsupported_media_type", "Send the body as application/json.")
@@ -97,7 +100,7 @@ def precheck_json_body(event: Mapping[str, Any]) -> dict[str, Any] | None:
         return _raw_error(400, "malformed_json", "The request body is not valid JSON.")
     if not isinstance(parsed, dict):
         return _raw_error(400, "invalid_request", "The request body must be a JSON object.")
-    if _json_depth(parsed) > MAX_JSON_DEPTH:
+    if _json_depth(parsed, max_json_depth) > max_json_depth:
         return _raw_error(400, "invalid_request", "The request body is nested too deeply.")
     return None
 
@@ -142,9 +145,16 @@ def register_error_handlers(app: APIGatewayHttpResolver) -> None:
         return error_response(500, "internal_error", "The request could not be completed.")
 
 
-def resolve_http(app: APIGatewayHttpResolver, event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+def resolve_http(
+    app: APIGatewayHttpResolver,
+    event: dict[str, Any],
+    context: LambdaContext,
+    *,
+    max_body_bytes: int = MAX_BODY_BYTES,
+    max_json_depth: int = MAX_JSON_DEPTH,
+) -> dict[str, Any]:
     """Prechecks, then the resolver."""
-    refused = precheck_json_body(event)
+    refused = precheck_json_body(event, max_body_bytes=max_body_bytes, max_json_depth=max_json_depth)
     if refused is not None:
         return refused
     return app.resolve(event, context)

@@ -13,7 +13,6 @@ from decimal import Decimal
 from typing import Protocol
 
 from aws_lambda_powertools import Logger
-
 from steppay.api_models import PayUrlRequest, PayUrlResponse, VerifyResponse
 from steppay.errors import (
     StepPayAuthFailed,
@@ -22,8 +21,14 @@ from steppay.errors import (
     StepPayRejected,
     StepPayUnavailable,
 )
-from steppay.models import OrderCreateItem, OrderCreateRequest, OrderDetail
-from steppay.persistence import PaymentRecord, PaymentState, PaymentStore, VerifiedVia
+from steppay.models import OrderCreateItem, OrderCreateRequest, OrderDetail, Subscription
+from steppay.persistence import (
+    PaymentRecord,
+    PaymentState,
+    PaymentStore,
+    SubscriptionRecord,
+    VerifiedVia,
+)
 from steppay.problems import (
     OrderAlreadyPaid,
     OrderNotFound,
@@ -47,6 +52,8 @@ class OrderGateway(Protocol):
     def create_order(self, request: OrderCreateRequest) -> OrderDetail: ...
 
     def get_order(self, order_id_or_code: str | int) -> OrderDetail: ...
+
+    def get_subscription(self, subscription_id: int) -> Subscription: ...
 
     def build_pay_url(
         self,
@@ -138,7 +145,9 @@ class PaymentFlows:
                 assert request.order_code is not None
                 order = self._gateway.get_order(request.order_code)
         except StepPayError as exc:
-            logger.warning("StepPay call failed while issuing a pay link", extra={"error": type(exc).__name__})
+            logger.warning(
+                "StepPay call failed while issuing a pay link", extra={"error": type(exc).__name__}
+            )
             raise _stepay_problem(exc) from exc
 
         if order.payment_date is not None:
@@ -210,13 +219,97 @@ class PaymentFlows:
             },
         )
 
-        record: PaymentRecord | None = known
-        newly = False
-        if result.verdict is Verdict.PAID:
-            record, newly = self._store.record_verified_payment(self._paid_record(order, known, via))
+        record, newly = self.apply_verdict(order, result, known, via)
         return VerifyOutcome(result, record, newly, self._verify_response(result, order, record))
 
-    def _paid_record(self, order: OrderDetail, known: PaymentRecord | None, via: VerifiedVia) -> PaymentRecord:
+    def confirm_order(
+        self, order_ref: str, *, via: VerifiedVia
+    ) -> tuple[VerificationResult, PaymentRecord | None, bool]:
+        """Look an order up at StepPay (by id or code) and record what StepPay says.
+
+        Used by webhook processing and reconciliation: the webhook only names the order.
+        Raises StepPayError subclasses as they are, so that the caller can retry or give up.
+        """
+        order = self._gateway.get_order(order_ref)
+        known = self._store.get_payment(order.order_code)
+        claim = PaymentClaim(
+            order_code=order.order_code,
+            order_id=order.order_id,
+            expected_amount=known.amount if known is not None else None,
+            expected_currency=known.currency if known is not None else None,
+        )
+        result = verify_payment(claim, order)
+        record, newly = self.apply_verdict(order, result, known, via)
+        logger.info(
+            "Order confirmed with StepPay",
+            extra={
+                "order_code": order.order_code,
+                "verdict": result.verdict.value,
+                "via": via.value,
+                "recorded": newly,
+            },
+        )
+        return result, record, newly
+
+    def apply_verdict(
+        self, order: OrderDetail, result: VerificationResult, known: PaymentRecord | None, via: VerifiedVia
+    ) -> tuple[PaymentRecord | None, bool]:
+        """Record the state change a verdict stands for, once; returns (stored record, newly)."""
+        if result.verdict is Verdict.PAID:
+            return self._store.record_verified_payment(self._paid_record(order, known, via))
+        if result.verdict is Verdict.CANCELED and known is not None and known.is_paid:
+            return self._store.record_cancellation(
+                known.model_copy(
+                    update={
+                        "state": PaymentState.CANCELED,
+                        "returned_amount": order.returned_amount,
+                        "canceled_at": datetime.now(UTC),
+                    }
+                )
+            )
+        if result.verdict is Verdict.FAILED and str(order.type) == "RECURRING":
+            failed = self._paid_record(order, known, via).model_copy(
+                update={
+                    "state": PaymentState.FAILED,
+                    "paid_at": None,
+                    "paid_amount": None,
+                    "amount": known.amount if known is not None and known.amount else amount_due(order),
+                    "error_code": order.payment.error_code if order.payment is not None else None,
+                    "error_message": order.payment.error_message if order.payment is not None else None,
+                    "failed_at": datetime.now(UTC),
+                }
+            )
+            return self._store.record_payment_failure(failed)
+        return known, False
+
+    def sync_subscription(self, subscription_id: int) -> tuple[SubscriptionRecord, bool]:
+        """Store the status StepPay reports now; the stream announces a real change."""
+        observed_at = datetime.now(UTC)
+        subscription = self._gateway.get_subscription(subscription_id)
+        parent = subscription.parent_order
+        order_code = parent.order_code if parent is not None else None
+        known = self._store.get_payment(order_code) if order_code else None
+        record = SubscriptionRecord(
+            subscription_id=subscription.id,
+            status=str(subscription.status),
+            observed_at=observed_at,
+            next_payment_date=subscription.next_payment_date,
+            last_payment_date=subscription.last_payment_date,
+            customer_id=subscription.customer.id if subscription.customer is not None else None,
+            order_code=order_code,
+            order_id=parent.order_id if parent is not None else None,
+            merchant_ref=known.merchant_ref if known is not None else None,
+        )
+        stored, written = self._store.save_subscription_status(record)
+        logger.info(
+            "Subscription synced with StepPay",
+            extra={"subscription_id": subscription.id, "status": record.status, "written": written},
+        )
+        return stored, written
+
+    def _paid_record(
+        self, order: OrderDetail, known: PaymentRecord | None, via: VerifiedVia
+    ) -> PaymentRecord:
         payment = order.payment
         return PaymentRecord(
             order_code=order.order_code,
@@ -226,7 +319,7 @@ class PaymentFlows:
             amount=known.amount if known is not None and known.amount is not None else order.paid_amount,
             currency=(known.currency if known is not None else None) or order_currency(order),
             customer_id=order.customer.id if order.customer is not None else None,
-            merchant_ref=known.merchant_ref if known is not None else None,
+            merchant_ref=known.merchant_ref if known is not None else self._subscription_merchant_ref(order),
             created_at=known.created_at if known is not None else None,
             paid_at=order.payment_date,
             payment_date_raw=order.payment_date_raw,
@@ -237,7 +330,20 @@ class PaymentFlows:
             verified_at=datetime.now(UTC),
             verified_via=via,
             subscription_ids=[s.id for s in order.subscriptions],
+            subscription_id=order.parent_subscription.id if order.parent_subscription is not None else None,
+            period_start=order.calculate_start_date,
+            period_end=order.calculate_end_date,
+            next_payment_date=(
+                order.parent_subscription.next_payment_date if order.parent_subscription is not None else None
+            ),
         )
+
+    def _subscription_merchant_ref(self, order: OrderDetail) -> str | None:
+        """A renewal carries the merchantRef given when its subscription was first paid for."""
+        if order.parent_subscription is None:
+            return None
+        subscription = self._store.get_subscription(order.parent_subscription.id)
+        return subscription.merchant_ref if subscription is not None else None
 
     @staticmethod
     def _verify_response(

@@ -17,7 +17,6 @@ from typing import Any
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ConfigDict, Field
-
 from steppay.problems import StorageUnavailable
 from steppay.settings import get_settings
 
@@ -25,8 +24,10 @@ ORDER_SK = "ORDER"
 
 
 class PaymentState(StrEnum):
-    PENDING = "PENDING"
-    PAID = "PAID"
+    PENDING = "PENDING"  # pay link issued, nothing confirmed yet
+    PAID = "PAID"  # StepPay confirmed the payment
+    FAILED = "FAILED"  # StepPay confirmed that the charge failed (renewals)
+    CANCELED = "CANCELED"  # a recorded payment was refunded or cancelled at StepPay
 
 
 class VerifiedVia(StrEnum):
@@ -60,39 +61,122 @@ class PaymentRecord(BaseModel):
     verified_at: datetime | None = None
     verified_via: VerifiedVia | None = None
     subscription_ids: list[int] = Field(default_factory=list)
+    # Renewals (RECURRING orders): the subscription charged and the period paid for.
+    subscription_id: int | None = None
+    period_start: datetime | None = None
+    period_end: datetime | None = None
+    next_payment_date: datetime | None = None
+    # Failed renewals and cancellations.
+    error_code: str | None = None
+    error_message: str | None = None
+    failed_at: datetime | None = None
+    returned_amount: Decimal | None = None
+    canceled_at: datetime | None = None
 
     @property
     def is_paid(self) -> bool:
         return self.state is PaymentState.PAID
 
 
+class SubscriptionRecord(BaseModel):
+    """The status StepPay last reported for a subscription, and when we asked."""
+
+    model_config = ConfigDict(frozen=True)
+
+    subscription_id: int
+    status: str
+    observed_at: datetime  # when StepPay answered; newer observations win
+    next_payment_date: datetime | None = None
+    last_payment_date: datetime | None = None
+    customer_id: int | None = None
+    order_code: str | None = None  # the order that created the subscription
+    order_id: int | None = None
+    merchant_ref: str | None = None
+
+
+class WebhookState(StrEnum):
+    RECEIVED = "RECEIVED"
+    PROCESSED = "PROCESSED"
+    IGNORED = "IGNORED"  # an event type we do not act on: kept, acknowledged
+    REJECTED = "REJECTED"  # StepPay does not confirm what it names (unknown or foreign order)
+
+
+class StoredWebhook(BaseModel):
+    """A webhook exactly as it arrived, kept before it is acknowledged."""
+
+    model_config = ConfigDict(frozen=True)
+
+    dedupe_key: str
+    version: str
+    event_type: str
+    raw_body: bytes
+    headers: dict[str, str]
+    received_at: datetime
+    signature_verified: bool
+    state: WebhookState = WebhookState.RECEIVED
+    outcome: str | None = None
+
+
 def order_key(order_code: str) -> dict[str, str]:
     return {"pk": f"ORDER#{order_code}", "sk": ORDER_SK}
 
 
-def _to_item(record: PaymentRecord) -> dict[str, Any]:
-    item: dict[str, Any] = {**order_key(record.order_code), "entity": "order"}
-    for name, value in record.model_dump(mode="python", exclude_none=True).items():
-        if isinstance(value, datetime):
-            item[name] = value.isoformat()
-        elif isinstance(value, StrEnum):
-            item[name] = value.value
-        elif name == "subscription_ids":
-            item[name] = [Decimal(v) for v in value]
-        elif isinstance(value, int) and not isinstance(value, bool):
-            item[name] = Decimal(value)
-        else:
-            item[name] = value
+def subscription_key(subscription_id: int) -> dict[str, str]:
+    return {"pk": f"SUBSCRIPTION#{subscription_id}", "sk": "SUBSCRIPTION"}
+
+
+def webhook_key(dedupe_key: str) -> dict[str, str]:
+    return {"pk": f"WEBHOOK#{dedupe_key}", "sk": "WEBHOOK"}
+
+
+def _attribute(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, StrEnum):
+        return value.value
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return Decimal(value)
+    if isinstance(value, list):
+        return [_attribute(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _attribute(v) for k, v in value.items()}
+    return value
+
+
+def _to_item(model: BaseModel, key: dict[str, str], entity: str) -> dict[str, Any]:
+    item: dict[str, Any] = {**key, "entity": entity}
+    for name, value in model.model_dump(mode="python", exclude_none=True).items():
+        item[name] = _attribute(value)
     return item
+
+
+def _ints(data: dict[str, Any], *names: str) -> dict[str, Any]:
+    for name in names:
+        if isinstance(data.get(name), Decimal):
+            data[name] = int(data[name])
+    return data
 
 
 def record_from_item(item: dict[str, Any]) -> PaymentRecord:
     data = {k: v for k, v in item.items() if k in PaymentRecord.model_fields}
-    for name in ("order_id", "customer_id"):
-        if isinstance(data.get(name), Decimal):
-            data[name] = int(data[name])
+    _ints(data, "order_id", "customer_id", "subscription_id")
     data["subscription_ids"] = [int(v) for v in data.get("subscription_ids", [])]
     return PaymentRecord.model_validate(data)
+
+
+def subscription_from_item(item: dict[str, Any]) -> SubscriptionRecord:
+    data = {k: v for k, v in item.items() if k in SubscriptionRecord.model_fields}
+    return SubscriptionRecord.model_validate(_ints(data, "subscription_id", "customer_id", "order_id"))
+
+
+def webhook_from_item(item: dict[str, Any]) -> StoredWebhook:
+    data = {k: v for k, v in item.items() if k in StoredWebhook.model_fields}
+    raw = data.get("raw_body")
+    if raw is not None and not isinstance(raw, bytes):
+        data["raw_body"] = bytes(raw.value if hasattr(raw, "value") else raw)
+    return StoredWebhook.model_validate(data)
 
 
 def _storage_error(exc: Exception) -> StorageUnavailable:
@@ -100,77 +184,186 @@ def _storage_error(exc: Exception) -> StorageUnavailable:
     return StorageUnavailable("The payment store is unavailable; try again shortly.")
 
 
+def _is_condition_failure(exc: ClientError) -> bool:
+    return exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
+
+
 class PaymentStore:
     def __init__(self, table: Any) -> None:
         self._table = table
 
-    def get_payment(self, order_code: str) -> PaymentRecord | None:
+    # -- reads ----------------------------------------------------------------------------
+
+    def _get(self, key: dict[str, str]) -> dict[str, Any] | None:
         try:
-            response = self._table.get_item(Key=order_key(order_code), ConsistentRead=True)
+            response = self._table.get_item(Key=key, ConsistentRead=True)
         except (ClientError, BotoCoreError) as exc:
             raise _storage_error(exc) from exc
-        item = response.get("Item")
+        item: dict[str, Any] | None = response.get("Item")
+        return item
+
+    def get_payment(self, order_code: str) -> PaymentRecord | None:
+        item = self._get(order_key(order_code))
         return record_from_item(item) if item else None
 
-    def save_pending_order(self, record: PaymentRecord) -> PaymentRecord:
-        """Remember an order we issued a pay link for; an existing item is kept as it is."""
+    def get_subscription(self, subscription_id: int) -> SubscriptionRecord | None:
+        item = self._get(subscription_key(subscription_id))
+        return subscription_from_item(item) if item else None
+
+    def get_webhook(self, dedupe_key: str) -> StoredWebhook | None:
+        item = self._get(webhook_key(dedupe_key))
+        return webhook_from_item(item) if item else None
+
+    # -- conditional writes ---------------------------------------------------------------
+
+    def _put_new(self, item: dict[str, Any]) -> bool:
         try:
-            self._table.put_item(
-                Item=_to_item(record),
-                ConditionExpression="attribute_not_exists(pk)",
-            )
-            return record
+            self._table.put_item(Item=item, ConditionExpression="attribute_not_exists(pk)")
+            return True
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+            if not _is_condition_failure(exc):
                 raise _storage_error(exc) from exc
+            return False
         except BotoCoreError as exc:
             raise _storage_error(exc) from exc
-        existing = self.get_payment(record.order_code)
-        return existing if existing is not None else record
 
-    def record_verified_payment(self, record: PaymentRecord) -> tuple[PaymentRecord, bool]:
-        """Move the order to PAID once. Returns the stored record and whether this call recorded it.
-
-        What was remembered at pay-link time (merchantRef, createdAt, the ordered amount) is kept;
-        the verification evidence is written only by the call that wins the condition.
-        """
-        assert record.state is PaymentState.PAID
-        values = _to_item(record)
-        keep_if_present = {"merchant_ref", "created_at", "amount", "currency", "customer_id"}
+    def _update_if(
+        self,
+        key: dict[str, str],
+        values: dict[str, Any],
+        condition: str,
+        condition_values: dict[str, Any],
+        keep_if_present: frozenset[str] = frozenset(),
+    ) -> dict[str, Any] | None:
+        """SET every value when `condition` holds; returns the new item, or None when it did not."""
         names: dict[str, str] = {"#state": "state"}
-        expr_values: dict[str, Any] = {":paid": PaymentState.PAID.value}
+        expr_values = dict(condition_values)
         sets: list[str] = []
         for index, (name, value) in enumerate(sorted(values.items())):
-            if name in ("pk", "sk"):
+            if name in key:
                 continue
-            placeholder_name, placeholder_value = f"#a{index}", f":v{index}"
-            names[placeholder_name] = name
-            expr_values[placeholder_value] = value
-            if name in keep_if_present:
-                sets.append(
-                    f"{placeholder_name} = if_not_exists({placeholder_name}, {placeholder_value})"
-                )
-            else:
-                sets.append(f"{placeholder_name} = {placeholder_value}")
+            n, v = f"#a{index}", f":v{index}"
+            names[n] = name
+            expr_values[v] = value
+            sets.append(f"{n} = if_not_exists({n}, {v})" if name in keep_if_present else f"{n} = {v}")
+        if "#state" not in condition:
+            names.pop("#state")
         try:
             response = self._table.update_item(
-                Key=order_key(record.order_code),
+                Key=key,
                 UpdateExpression="SET " + ", ".join(sets),
-                ConditionExpression="attribute_not_exists(pk) OR #state <> :paid",
+                ConditionExpression=condition,
                 ExpressionAttributeNames=names,
                 ExpressionAttributeValues=expr_values,
                 ReturnValues="ALL_NEW",
             )
-            return record_from_item(response["Attributes"]), True
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+            if not _is_condition_failure(exc):
                 raise _storage_error(exc) from exc
+            return None
         except BotoCoreError as exc:
             raise _storage_error(exc) from exc
+        attributes: dict[str, Any] = response["Attributes"]
+        return attributes
+
+    # -- orders ---------------------------------------------------------------------------
+
+    def save_pending_order(self, record: PaymentRecord) -> PaymentRecord:
+        """Remember an order we issued a pay link for; an existing item is kept as it is."""
+        if self._put_new(_to_item(record, order_key(record.order_code), "order")):
+            return record
         existing = self.get_payment(record.order_code)
-        if existing is None:  # pragma: no cover - the condition failed, so the item exists
+        return existing if existing is not None else record
+
+    def _transition(
+        self, record: PaymentRecord, allowed_from: tuple[PaymentState, ...], allow_new: bool
+    ) -> tuple[PaymentRecord, bool]:
+        """Move an order into `record.state` when it is in one of `allowed_from` (or absent).
+
+        What was remembered at pay-link time (merchantRef, createdAt, the ordered amount) is
+        kept; the evidence is written only by the call that wins the condition, so concurrent
+        callers record a state change exactly once.
+        """
+        placeholders = {f":from{i}": state.value for i, state in enumerate(allowed_from)}
+        condition = f"#state IN ({', '.join(placeholders)})"
+        if allow_new:
+            condition = f"attribute_not_exists(pk) OR {condition}"
+        item = self._update_if(
+            order_key(record.order_code),
+            _to_item(record, order_key(record.order_code), "order"),
+            condition,
+            placeholders,
+            keep_if_present=frozenset({"merchant_ref", "created_at", "amount", "currency", "customer_id"}),
+        )
+        if item is not None:
+            return record_from_item(item), True
+        existing = self.get_payment(record.order_code)
+        if existing is None:  # the condition failed, so the item exists; a race with a delete
             raise StorageUnavailable("The payment store answered inconsistently; try again.")
         return existing, False
+
+    def record_verified_payment(self, record: PaymentRecord) -> tuple[PaymentRecord, bool]:
+        """Move the order to PAID once. Returns the stored record and whether this call recorded it.
+
+        A cancelled (refunded) order never becomes PAID again.
+        """
+        if record.state is not PaymentState.PAID:
+            raise ValueError("record_verified_payment needs a PAID record")
+        return self._transition(record, (PaymentState.PENDING, PaymentState.FAILED), allow_new=True)
+
+    def record_payment_failure(self, record: PaymentRecord) -> tuple[PaymentRecord, bool]:
+        """Record a confirmed failed charge (renewals); never overrides a payment."""
+        if record.state is not PaymentState.FAILED:
+            raise ValueError("record_payment_failure needs a FAILED record")
+        return self._transition(record, (PaymentState.PENDING,), allow_new=True)
+
+    def record_cancellation(self, record: PaymentRecord) -> tuple[PaymentRecord, bool]:
+        """Move a PAID order to CANCELED once (refund or cancellation confirmed by StepPay)."""
+        if record.state is not PaymentState.CANCELED:
+            raise ValueError("record_cancellation needs a CANCELED record")
+        return self._transition(record, (PaymentState.PAID,), allow_new=False)
+
+    # -- subscriptions --------------------------------------------------------------------
+
+    def save_subscription_status(self, record: SubscriptionRecord) -> tuple[SubscriptionRecord, bool]:
+        """Store what StepPay reported, unless a newer observation is already stored.
+
+        Returns the stored record and whether this observation was written. Deciding by the
+        time of StepPay's answer (not by webhook arrival) keeps a slow, stale lookup from
+        moving the status backwards.
+        """
+        key = subscription_key(record.subscription_id)
+        item = self._update_if(
+            key,
+            _to_item(record, key, "subscription"),
+            "attribute_not_exists(pk) OR observed_at < :observed",
+            {":observed": record.observed_at.isoformat()},
+            keep_if_present=frozenset({"merchant_ref", "order_code", "order_id"}),
+        )
+        if item is not None:
+            return subscription_from_item(item), True
+        existing = self.get_subscription(record.subscription_id)
+        if existing is None:
+            raise StorageUnavailable("The payment store answered inconsistently; try again.")
+        return existing, False
+
+    # -- webhooks -------------------------------------------------------------------------
+
+    def save_webhook(self, webhook: StoredWebhook) -> tuple[StoredWebhook, bool]:
+        """Keep a webhook before acknowledging it. Returns the stored one and whether it is new."""
+        if self._put_new(_to_item(webhook, webhook_key(webhook.dedupe_key), "webhook")):
+            return webhook, True
+        existing = self.get_webhook(webhook.dedupe_key)
+        return (existing if existing is not None else webhook), False
+
+    def mark_webhook(self, dedupe_key: str, state: WebhookState, outcome: str) -> None:
+        key = webhook_key(dedupe_key)
+        self._update_if(
+            key,
+            {"state": state.value, "outcome": outcome},
+            "attribute_exists(pk)",
+            {},
+        )
 
 
 @functools.cache

@@ -1,0 +1,210 @@
+"""The payment verification rules: what StepPay's order detail says about a claimed payment.
+
+One function, `verify_payment(claim, order)`. The claim is what a caller says (order code, maybe
+the order id, and the amount and currency we expect when we know them); the order is StepPay's
+answer. Verdicts, decided in this order (first match wins):
+
+1. MISMATCH: the order is not the one claimed (code or id differ), or it was paid with another
+   amount than expected, or its currency is not the expected one. A mismatched order never
+   counts as paid, whatever else it says.
+2. CANCELED: any refund (`returnedAmount > 0`) or any item in a cancelled or refund state.
+   A refunded order is not paid any more, even with a `paymentDate`.
+3. PAID: StepPay's `paymentDate` is set (the guide's rule) and nothing contradicts it: no item
+   failed (`PAYMENT_FAILURE`) or is still waiting for a deposit (`DEPOSIT_WAITING`: a virtual
+   account issued, not paid). Items in delivery, exchange, return-request or finished states
+   are paid orders going on with their life.
+4. FAILED: no `paymentDate`, and a failure is reported (an item in `PAYMENT_FAILURE`, or the
+   payment's `errorCode` / `errorMessage`).
+5. NOT_PAID: anything else (not paid yet; also a `paymentDate` that items contradict, which is
+   looked at again later rather than trusted).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+from steppay.models import OrderDetail, OrderItemStatus, OrderType
+
+
+class Verdict(StrEnum):
+    PAID = "PAID"
+    NOT_PAID = "NOT_PAID"
+    FAILED = "FAILED"
+    CANCELED = "CANCELED"
+    MISMATCH = "MISMATCH"
+
+
+CANCELED_ITEM_STATES = frozenset(
+    {
+        OrderItemStatus.CANCELLED,
+        OrderItemStatus.CANCELLATION_REFUNDING,
+        OrderItemStatus.CANCELLATION_REFUNDED,
+        OrderItemStatus.CANCELLATION_REFUNDED_PARTIALLY,
+        OrderItemStatus.RETURN_REFUNDING,
+        OrderItemStatus.RETURN_REFUNDED,
+        OrderItemStatus.RETURN_REFUNDED_PARTIALLY,
+    }
+)
+FAILED_ITEM_STATES = frozenset({OrderItemStatus.PAYMENT_FAILURE})
+# States that say "not paid (yet)" even when a paymentDate is present.
+UNSETTLED_ITEM_STATES = frozenset({OrderItemStatus.DEPOSIT_WAITING})
+
+
+def _no_float(value: object) -> object:
+    if isinstance(value, float | bool):
+        raise ValueError("amounts are Decimal or int, never float")
+    return value
+
+
+ExpectedAmount = Annotated[Decimal, BeforeValidator(_no_float), Field(allow_inf_nan=False)]
+
+
+class PaymentClaim(BaseModel):
+    """What a caller claims: this order (code, and id when the redirect gave one) is paid.
+
+    `expected_amount` / `expected_currency` are what we asked the shopper to pay, when known.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    order_code: str
+    order_id: int | None = None
+    expected_amount: ExpectedAmount | None = None
+    expected_currency: str | None = None
+
+
+class VerificationEvidence(BaseModel):
+    """What the verdict was decided from, as StepPay reported it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    order_code: str
+    order_id: int
+    order_type: OrderType
+    paid_amount: Decimal
+    returned_amount: Decimal | None
+    currency: str | None  # the items' single currency; None when absent or mixed
+    payment_date: datetime | None  # timezone-aware
+    payment_date_raw: str | None  # StepPay's string as it came
+    payment_method: str | None
+    payment_gateway: str | None
+    error_code: str | None
+    error_message: str | None
+    item_statuses: tuple[str, ...]
+    claimed_order_code: str
+    claimed_order_id: int | None
+    expected_amount: Decimal | None
+    expected_currency: str | None
+    reasons: tuple[str, ...]
+
+
+class VerificationResult(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    verdict: Verdict
+    evidence: VerificationEvidence
+
+    @property
+    def verified(self) -> bool:
+        """True only for PAID."""
+        return self.verdict is Verdict.PAID
+
+    @property
+    def reasons(self) -> tuple[str, ...]:
+        return self.evidence.reasons
+
+
+def _mismatches(claim: PaymentClaim, order: OrderDetail) -> list[str]:
+    reasons: list[str] = []
+    if order.order_code != claim.order_code:
+        reasons.append("StepPay's order code differs from the claimed one")
+    if claim.order_id is not None and order.order_id != claim.order_id:
+        reasons.append("StepPay's order id differs from the claimed one")
+    if claim.expected_currency is not None:
+        expected = claim.expected_currency.upper()
+        if not order.currencies:
+            reasons.append("StepPay reports no currency to compare with the expected one")
+        elif order.currencies != {expected}:
+            reasons.append("StepPay's currency differs from the expected one")
+    # Before payment StepPay reports paidAmount 0, so the amount is compared once it is paid.
+    if (
+        claim.expected_amount is not None
+        and order.payment_date is not None
+        and order.paid_amount != claim.expected_amount
+    ):
+        reasons.append("StepPay's paid amount differs from the expected amount")
+    return reasons
+
+
+def verify_payment(claim: PaymentClaim, order: OrderDetail) -> VerificationResult:
+    """Decide what StepPay's order detail says about the claim (see the module docstring)."""
+    statuses = order.item_statuses
+    payment = order.payment
+    error_code = payment.error_code if payment is not None else None
+    error_message = payment.error_message if payment is not None else None
+    returned = order.returned_amount or Decimal(0)
+
+    reasons = _mismatches(claim, order)
+    if reasons:
+        verdict = Verdict.MISMATCH
+    elif returned > 0 or any(status in CANCELED_ITEM_STATES for status in statuses):
+        verdict = Verdict.CANCELED
+        if returned > 0:
+            reasons.append("StepPay reports a refunded amount")
+        if any(status in CANCELED_ITEM_STATES for status in statuses):
+            reasons.append("an item is cancelled or refunded")
+    elif order.payment_date is not None:
+        contradicting = [s for s in statuses if s in FAILED_ITEM_STATES | UNSETTLED_ITEM_STATES]
+        if contradicting:
+            verdict = Verdict.NOT_PAID
+            reasons.append("paymentDate is set but an item is " + ", ".join(sorted(set(contradicting))))
+        else:
+            verdict = Verdict.PAID
+            reasons.append("StepPay reports a paymentDate")
+            if error_code or error_message:
+                reasons.append("an earlier payment error is reported, but the payment completed")
+    elif any(status in FAILED_ITEM_STATES for status in statuses) or error_code or error_message:
+        verdict = Verdict.FAILED
+        reasons.append("StepPay reports a failed payment")
+    else:
+        verdict = Verdict.NOT_PAID
+        reasons.append("StepPay reports no paymentDate")
+
+    evidence = VerificationEvidence(
+        order_code=order.order_code,
+        order_id=order.order_id,
+        order_type=order.type,
+        paid_amount=order.paid_amount,
+        returned_amount=order.returned_amount,
+        currency=order.currency,
+        payment_date=order.payment_date,
+        payment_date_raw=order.payment_date_raw,
+        payment_method=payment.payment_method if payment is not None else None,
+        payment_gateway=payment.payment_gateway if payment is not None else None,
+        error_code=error_code,
+        error_message=error_message,
+        item_statuses=tuple(str(s) for s in statuses),
+        claimed_order_code=claim.order_code,
+        claimed_order_id=claim.order_id,
+        expected_amount=claim.expected_amount,
+        expected_currency=claim.expected_currency,
+        reasons=tuple(reasons),
+    )
+    return VerificationResult(verdict=verdict, evidence=evidence)
+
+
+__all__ = [
+    "CANCELED_ITEM_STATES",
+    "FAILED_ITEM_STATES",
+    "UNSETTLED_ITEM_STATES",
+    "PaymentClaim",
+    "Verdict",
+    "VerificationEvidence",
+    "VerificationResult",
+    "verify_payment",
+]

@@ -1,0 +1,228 @@
+"""Checking request bodies the way StepPay's API does, before anything is stored.
+
+The sandbox is strict where the spec is: a body it accepts always validates against
+``OrderCreateV1DTO`` (fields the spec marks as required must be present), and amounts always
+come from the catalogue, never from the request.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from steppay_sandbox.catalogue import Catalogue, Customer, Price, Product
+from steppay_sandbox.errors import ApiError, bad_request
+from steppay_sandbox.timeutil import parse_request_datetime
+
+PAYMENT_GATEWAYS = frozenset(
+    {
+        "NAVER",
+        "DANAL",
+        "KAKAO",
+        "KG",
+        "KCP",
+        "NICE",
+        "JT",
+        "GOOGLE",
+        "BANKPAY",
+        "BLUEWALNUT",
+        "KSNET",
+        "TOSS",
+        "EXIMBAY",
+        "SETTLE",
+        "DAOUDATA",
+        "WELCOME",
+        "NICE_V2",
+        "STRIPE",
+        "PAYPLE",
+        "PAYPLE_GLOBAL",
+        "KICC",
+        "UNKNOWN",
+    }
+)
+MAX_ITEMS = 50
+MAX_QUANTITY = 9_999
+_CURRENCY_RE = re.compile(r"[A-Z]{3}")
+_UUID_RE = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+INT64_MAX = 2**63 - 1
+INT32_MAX = 2**31 - 1
+
+
+@dataclass(frozen=True)
+class NewItem:
+    product: Product
+    price: Price
+    quantity: int
+    minimum_quantity: int
+    maximum_quantity: int | None
+    currency: str
+
+
+@dataclass(frozen=True)
+class NewOrder:
+    customer: Customer
+    items: tuple[NewItem, ...]
+    purchase_deadline: datetime | None
+    payment_gateway: str | None
+
+
+def is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _customer(body: dict[str, Any], catalogue: Catalogue) -> Customer:
+    found: list[Customer] = []
+    if body.get("customerId") is not None:
+        value = body["customerId"]
+        if not is_int(value) or not 0 <= value <= INT64_MAX:
+            raise bad_request("'customerId' must be a non-negative integer.", field="customerId")
+        customer = catalogue.customer_by_id(value)
+        if customer is None:
+            raise bad_request("The customer does not exist.", "CUSTOMER_NOT_FOUND", field="customerId")
+        found.append(customer)
+    if body.get("customerCode") is not None:
+        value = body["customerCode"]
+        if not isinstance(value, str) or not value:
+            raise bad_request("'customerCode' must be a string.", field="customerCode")
+        customer = catalogue.customer_by_code(value)
+        if customer is None:
+            raise bad_request("The customer does not exist.", "CUSTOMER_NOT_FOUND", field="customerCode")
+        found.append(customer)
+    if body.get("customerUuid") is not None:
+        value = body["customerUuid"]
+        if not isinstance(value, str) or not _UUID_RE.fullmatch(value):
+            raise bad_request("'customerUuid' must be a UUID.", field="customerUuid")
+        customer = catalogue.customer_by_uuid(value)
+        if customer is None:
+            raise bad_request("The customer does not exist.", "CUSTOMER_NOT_FOUND", field="customerUuid")
+        found.append(customer)
+    if not found:
+        raise bad_request(
+            "A customer is required: give customerId, customerCode or customerUuid.", "CUSTOMER_REQUIRED"
+        )
+    if len({c.id for c in found}) != 1:
+        raise bad_request("customerId, customerCode and customerUuid name different customers.")
+    return found[0]
+
+
+def _quantity(raw: dict[str, Any], key: str, index: int) -> int | None:
+    value = raw.get(key)
+    if value is None:
+        return None
+    if not is_int(value) or not 1 <= value <= MAX_QUANTITY:
+        raise bad_request(
+            f"items[{index}].{key} must be an integer between 1 and {MAX_QUANTITY}.",
+            "INVALID_QUANTITY",
+            field=f"items[{index}].{key}",
+        )
+    return int(value)
+
+
+def _item(raw: Any, index: int, catalogue: Catalogue) -> NewItem:
+    if not isinstance(raw, dict):
+        raise bad_request(f"items[{index}] must be an object.", field=f"items[{index}]")
+    for key in ("productCode", "priceCode", "currency"):
+        if not isinstance(raw.get(key), str) or not raw[key]:
+            raise bad_request(f"items[{index}].{key} is required.", field=f"items[{index}].{key}")
+    if "minimumQuantity" not in raw or raw["minimumQuantity"] is None:
+        raise bad_request(
+            f"items[{index}].minimumQuantity is required.",
+            "INVALID_QUANTITY",
+            field=f"items[{index}].minimumQuantity",
+        )
+    minimum = _quantity(raw, "minimumQuantity", index)
+    maximum = _quantity(raw, "maximumQuantity", index)
+    assert minimum is not None
+    if maximum is not None and maximum < minimum:
+        raise bad_request(
+            f"items[{index}].maximumQuantity is below minimumQuantity.",
+            "INVALID_QUANTITY",
+            field=f"items[{index}].maximumQuantity",
+        )
+    options = raw.get("productOption")
+    if options is not None and (not isinstance(options, list) or not all(is_int(o) for o in options)):
+        raise bad_request(f"items[{index}].productOption must be a list of option ids.")
+    if options:
+        raise bad_request(
+            f"items[{index}].productOption names an unknown option.", "PRODUCT_OPTION_NOT_FOUND"
+        )
+    product = catalogue.product(raw["productCode"])
+    if product is None:
+        raise bad_request(
+            f"Product {raw['productCode']!r} does not exist.",
+            "PRODUCT_NOT_FOUND",
+            field=f"items[{index}].productCode",
+        )
+    price = product.price(raw["priceCode"])
+    if price is None:
+        raise bad_request(
+            f"Price {raw['priceCode']!r} does not exist for this product.",
+            "PRICE_NOT_FOUND",
+            field=f"items[{index}].priceCode",
+        )
+    currency = raw["currency"]
+    if not _CURRENCY_RE.fullmatch(currency) or currency != price.currency:
+        raise bad_request(
+            f"items[{index}].currency must be {price.currency}.",
+            "INVALID_CURRENCY",
+            field=f"items[{index}].currency",
+        )
+    return NewItem(product, price, minimum, minimum, maximum, currency)
+
+
+def parse_order_create(body: Any, catalogue: Catalogue) -> NewOrder:
+    """Validate an ``OrderCreateV1DTO`` body; raises ``ApiError`` (400) when invalid."""
+    if not isinstance(body, dict):
+        raise bad_request("The request body must be a JSON object.")
+    raw_items = body.get("items")
+    if not isinstance(raw_items, list) or not raw_items:
+        raise bad_request("'items' must be a non-empty list.", "ITEMS_REQUIRED", field="items")
+    if len(raw_items) > MAX_ITEMS:
+        raise bad_request(f"At most {MAX_ITEMS} items per order.", field="items")
+    customer = _customer(body, catalogue)
+    items = tuple(_item(raw, index, catalogue) for index, raw in enumerate(raw_items))
+    if len({item.currency for item in items}) != 1:
+        raise bad_request("All items of an order must use the same currency.", "INVALID_CURRENCY")
+    recurring = {
+        (i.price.recurring.interval, i.price.recurring.interval_count) for i in items if i.price.recurring
+    }
+    if len(recurring) > 1:
+        raise bad_request("All recurring items of an order must renew on the same interval.")
+    total = sum(item.price.amount * item.quantity for item in items)
+    if total > INT32_MAX:
+        raise bad_request("The order amount is too large.", "INVALID_QUANTITY")
+    deadline = None
+    if body.get("purchaseDeadline") is not None:
+        try:
+            deadline = parse_request_datetime(body["purchaseDeadline"])
+        except (TypeError, ValueError) as exc:
+            raise bad_request(
+                "'purchaseDeadline' must be an ISO 8601 date-time.", field="purchaseDeadline"
+            ) from exc
+    gateway = body.get("paymentGateway")
+    if gateway is not None and (not isinstance(gateway, str) or gateway not in PAYMENT_GATEWAYS):
+        raise bad_request("'paymentGateway' is not a known payment gateway.", field="paymentGateway")
+    return NewOrder(customer, items, deadline, gateway)
+
+
+def parse_amount(value: Any, field: str) -> int:
+    """A non-negative whole amount (JSON numbers are parsed as Decimal, never float)."""
+    if is_int(value):
+        amount = int(value)
+    elif isinstance(value, Decimal) and value.is_finite() and value == value.to_integral_value():
+        amount = int(value)
+    else:
+        raise bad_request(f"'{field}' must be a whole amount.", field=field)
+    if not 0 <= amount <= INT64_MAX:
+        raise bad_request(f"'{field}' must not be negative.", field=field)
+    return amount
+
+
+def parse_outcome(body: Any) -> str:
+    outcome = body.get("outcome", "success") if isinstance(body, dict) else None
+    if outcome not in ("success", "failure"):
+        raise ApiError(400, "INVALID_REQUEST", "'outcome' must be 'success' or 'failure'.")
+    return str(outcome)
