@@ -1,7 +1,7 @@
 """POST /payments/pay-url: create (or take) a StepPay order and answer its pay URL."""
 
-from __future__ import annotations
-
+# No `from __future__ import annotations` here: the event handler reads the route functions'
+# annotations at run time (through the tracer's wrapper) to validate requests.
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer

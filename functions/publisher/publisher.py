@@ -34,7 +34,7 @@ def lambda_handler(event: DynamoDBStreamEvent, context: LambdaContext) -> dict[s
         try:
             for outgoing in events_for_stream_record(record):
                 pending.append((sequence, outgoing))
-        except Exception:  # noqa: BLE001 - a record we cannot read is retried, then dead-lettered
+        except Exception:
             logger.exception("Could not read a stream record", extra={"sequence_number": sequence})
             if sequence:
                 failed_sequences.append(sequence)

@@ -5,8 +5,8 @@ meant to be used directly as StepPay's successUrl/errorUrl: it answers 303 to th
 result page with the outcome, whatever the redirect's own `status` claimed.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations` here: the event handler reads the route functions'
+# annotations at run time (through the tracer's wrapper) to validate requests.
 from typing import Annotated, Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
@@ -16,7 +16,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from steppay.api_models import ORDER_CODE_PATTERN, MAX_ID, VerifyRequest, VerifyResponse
+from steppay.api_models import MAX_ID, ORDER_CODE_PATTERN, VerifyRequest, VerifyResponse
 from steppay.http import NO_STORE, register_error_handlers, resolve_http
 from steppay.persistence import VerifiedVia
 from steppay.service import get_payment_flows, get_settings
@@ -77,7 +77,9 @@ def _result_page(order_code: str, result: str) -> str:
 
 
 def _count(verdict: Verdict, newly_recorded: bool) -> None:
-    metrics.add_metric(name=f"Verdict{verdict.value.title().replace('_', '')}", unit=MetricUnit.Count, value=1)
+    metrics.add_metric(
+        name=f"Verdict{verdict.value.title().replace('_', '')}", unit=MetricUnit.Count, value=1
+    )
     if newly_recorded:
         metrics.add_metric(name="PaymentsVerified", unit=MetricUnit.Count, value=1)
 

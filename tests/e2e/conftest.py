@@ -33,7 +33,9 @@ class Shop:
     # -- the sandbox (StepPay) --
     def steppay(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         headers = {"Secret-Token": SECRET_TOKEN, **kwargs.pop("headers", {})}
-        return self.http.request(method, f"{self.stack.sandbox_url}{path}", headers=headers, timeout=30, **kwargs)
+        return self.http.request(
+            method, f"{self.stack.sandbox_url}{path}", headers=headers, timeout=30, **kwargs
+        )
 
     def control(self, path: str, body: Any | None = None) -> requests.Response:
         return self.http.post(f"{self.stack.sandbox_url}/_sandbox{path}", json=body or {}, timeout=30)
@@ -105,9 +107,7 @@ class Shop:
     def events_for(self, order_code: str, max_wait: float = 0.0) -> list[dict[str, Any]]:
         return [e for e in self.events(max_wait) if e.get("detail", {}).get("orderCode") == order_code]
 
-    def wait_for_events(
-        self, order_code: str, count: int, timeout: float = 20.0
-    ) -> list[dict[str, Any]]:
+    def wait_for_events(self, order_code: str, count: int, timeout: float = 20.0) -> list[dict[str, Any]]:
         deadline = time.monotonic() + timeout
         found = self.events_for(order_code)
         while len(found) < count and time.monotonic() < deadline:

@@ -16,7 +16,9 @@ GOOD_REDIRECTS = {
 }
 
 
-def _post_raw(shop: Shop, path: str, data: bytes, content_type: str = "application/json") -> requests.Response:
+def _post_raw(
+    shop: Shop, path: str, data: bytes, content_type: str = "application/json"
+) -> requests.Response:
     return shop.http.post(
         f"{shop.stack.api_url}{path}", data=data, headers={"Content-Type": content_type}, timeout=30
     )
@@ -35,25 +37,73 @@ def _assert_refused(shop: Shop, send: Any, status: int, code: str) -> None:
 
 
 BAD_BODIES: list[tuple[str, str, bytes, str, int, str]] = [
-    ("pay-url malformed JSON", "/payments/pay-url", b'{"orderCode": ', "application/json", 400, "malformed_json"),
-    ("verify malformed JSON", "/payments/verify", b"{orderCode: x}", "application/json", 400, "malformed_json"),
+    (
+        "pay-url malformed JSON",
+        "/payments/pay-url",
+        b'{"orderCode": ',
+        "application/json",
+        400,
+        "malformed_json",
+    ),
+    (
+        "verify malformed JSON",
+        "/payments/verify",
+        b"{orderCode: x}",
+        "application/json",
+        400,
+        "malformed_json",
+    ),
     ("verify not an object", "/payments/verify", b'["order_1"]', "application/json", 400, "invalid_request"),
-    ("verify invalid UTF-8", "/payments/verify", b'{"orderCode": "\xc3\x28"}', "application/json", 400,
-     "malformed_json"),
-    ("verify form-encoded", "/payments/verify", b"orderCode=order_1", "application/x-www-form-urlencoded", 415,
-     "unsupported_media_type"),
+    (
+        "verify invalid UTF-8",
+        "/payments/verify",
+        b'{"orderCode": "\xc3\x28"}',
+        "application/json",
+        400,
+        "malformed_json",
+    ),
+    (
+        "verify form-encoded",
+        "/payments/verify",
+        b"orderCode=order_1",
+        "application/x-www-form-urlencoded",
+        415,
+        "unsupported_media_type",
+    ),
     ("pay-url text/plain", "/payments/pay-url", b"{}", "text/plain", 415, "unsupported_media_type"),
-    ("verify oversize", "/payments/verify", b'{"orderCode": "' + b"a" * 20000 + b'"}', "application/json", 413,
-     "payload_too_large"),
-    ("verify huge number", "/payments/verify", b'{"orderCode": "order_1", "orderId": ' + b"9" * 6000 + b"}",
-     "application/json", 400, "malformed_json"),
-    ("verify deep nesting", "/payments/verify", b'{"orderCode": ' + b"[" * 200 + b"]" * 200 + b"}",
-     "application/json", 400, "invalid_request"),
+    (
+        "verify oversize",
+        "/payments/verify",
+        b'{"orderCode": "' + b"a" * 20000 + b'"}',
+        "application/json",
+        413,
+        "payload_too_large",
+    ),
+    (
+        "verify huge number",
+        "/payments/verify",
+        b'{"orderCode": "order_1", "orderId": ' + b"9" * 6000 + b"}",
+        "application/json",
+        400,
+        "malformed_json",
+    ),
+    (
+        "verify deep nesting",
+        "/payments/verify",
+        b'{"orderCode": ' + b"[" * 200 + b"]" * 200 + b"}",
+        "application/json",
+        400,
+        "invalid_request",
+    ),
 ]
 
 
-@pytest.mark.parametrize(("name", "path", "data", "ctype", "status", "code"), BAD_BODIES, ids=[b[0] for b in BAD_BODIES])
-def test_unreadable_bodies(shop: Shop, name: str, path: str, data: bytes, ctype: str, status: int, code: str) -> None:
+@pytest.mark.parametrize(
+    ("name", "path", "data", "ctype", "status", "code"), BAD_BODIES, ids=[b[0] for b in BAD_BODIES]
+)
+def test_unreadable_bodies(
+    shop: Shop, name: str, path: str, data: bytes, ctype: str, status: int, code: str
+) -> None:
     _assert_refused(shop, lambda: _post_raw(shop, path, data, ctype), status, code)
 
 
@@ -69,7 +119,12 @@ BAD_VERIFY: list[tuple[str, dict[str, Any], int, str]] = [
     ("encoded traversal", {"orderCode": "%2e%2e%2fcustomers"}, 400, "invalid_request"),
     ("empty code", {"orderCode": ""}, 400, "invalid_request"),
     ("CRLF in code", {"orderCode": "order_1\r\nX-Injected: 1"}, 400, "invalid_request"),
-    ("status injection", {"orderCode": "order_1", "status": "success\r\nSet-Cookie: a=b"}, 400, "invalid_request"),
+    (
+        "status injection",
+        {"orderCode": "order_1", "status": "success\r\nSet-Cookie: a=b"},
+        400,
+        "invalid_request",
+    ),
     ("unknown order", {"orderCode": "order_unknown0000"}, 404, "order_not_found"),
 ]
 
@@ -87,7 +142,9 @@ BAD_CALLBACKS: list[tuple[str, dict[str, str], int, str]] = [
 ]
 
 
-@pytest.mark.parametrize(("name", "params", "status", "code"), BAD_CALLBACKS, ids=[b[0] for b in BAD_CALLBACKS])
+@pytest.mark.parametrize(
+    ("name", "params", "status", "code"), BAD_CALLBACKS, ids=[b[0] for b in BAD_CALLBACKS]
+)
 def test_bad_callbacks(shop: Shop, name: str, params: dict[str, str], status: int, code: str) -> None:
     _assert_refused(shop, lambda: shop.get("/payments/callback", params=params), status, code)
 
@@ -98,22 +155,50 @@ def _bad_pay_url_bodies(shop: Shop) -> list[tuple[str, dict[str, Any], int, str]
     return [
         ("neither order nor code", {**GOOD_REDIRECTS}, 400, "invalid_request"),
         ("both order and code", {**base, "orderCode": "order_1"}, 400, "invalid_request"),
-        ("missing successUrl", {"order": order, "errorUrl": GOOD_REDIRECTS["errorUrl"]}, 400, "invalid_request"),
+        (
+            "missing successUrl",
+            {"order": order, "errorUrl": GOOD_REDIRECTS["errorUrl"]},
+            400,
+            "invalid_request",
+        ),
         ("items empty", {**base, "order": {**order, "items": []}}, 400, "invalid_request"),
         ("no customer", {**base, "order": {"items": order["items"]}}, 400, "invalid_request"),
-        ("quantity as string", {**base, "order": {**order, "items": [{**order["items"][0], "minimumQuantity": "1"}]}},
-         400, "invalid_request"),
+        (
+            "quantity as string",
+            {**base, "order": {**order, "items": [{**order["items"][0], "minimumQuantity": "1"}]}},
+            400,
+            "invalid_request",
+        ),
         ("merchantRef too long", {**base, "merchantRef": "x" * 129}, 400, "invalid_request"),
         ("bad lang", {**base, "lang": "de"}, 400, "invalid_request"),
         ("code traversal", {"orderCode": "../customers", **GOOD_REDIRECTS}, 400, "invalid_request"),
         ("unknown order code", {"orderCode": "order_unknown0000", **GOOD_REDIRECTS}, 404, "order_not_found"),
-        ("unknown price", {**base, "order": {**order, "items": [{**order["items"][0], "priceCode": "price_nope"}]}},
-         422, "order_rejected"),
-        ("success to other host", {**base, "successUrl": "https://evil.example/"}, 400, "redirect_not_allowed"),
+        (
+            "unknown price",
+            {**base, "order": {**order, "items": [{**order["items"][0], "priceCode": "price_nope"}]}},
+            422,
+            "order_rejected",
+        ),
+        (
+            "success to other host",
+            {**base, "successUrl": "https://evil.example/"},
+            400,
+            "redirect_not_allowed",
+        ),
         ("error javascript:", {**base, "errorUrl": "javascript:alert(1)"}, 400, "redirect_not_allowed"),
         ("cancel protocol-relative", {**base, "cancelUrl": "//evil.example/x"}, 400, "redirect_not_allowed"),
-        ("userinfo trick", {**base, "successUrl": "http://localhost@evil.example/"}, 400, "redirect_not_allowed"),
-        ("backslash trick", {**base, "successUrl": "http://localhost\\@evil.example/"}, 400, "redirect_not_allowed"),
+        (
+            "userinfo trick",
+            {**base, "successUrl": "http://localhost@evil.example/"},
+            400,
+            "redirect_not_allowed",
+        ),
+        (
+            "backslash trick",
+            {**base, "successUrl": "http://localhost\\@evil.example/"},
+            400,
+            "redirect_not_allowed",
+        ),
         ("too long", {**base, "successUrl": "http://localhost/" + "a" * 2100}, 400, "invalid_request"),
     ]
 

@@ -1,0 +1,352 @@
+"""Webhooks, renewals, subscription sync and reconciliation on the running local stack.
+
+The sandbox sends its webhooks to the local API exactly as StepPay would; the intake stores and
+queues them, the processor asks the sandbox's API what is true, the publisher announces changes.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import random
+import time
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import requests
+from e2e.conftest import Shop, error_code, no_leak
+
+pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).resolve().parents[2]
+WEBHOOK_KEY = "sandbox-webhook-key"
+SCHEMAS = {
+    name: json.loads((ROOT / f"events/schemas/{file}").read_text())
+    for name, file in [
+        ("Payment Verified", "payment-verified.json"),
+        ("Renewal Payment Verified", "renewal-payment-verified.json"),
+        ("Renewal Payment Failed", "renewal-payment-failed.json"),
+        ("Payment Canceled", "payment-canceled.json"),
+        ("Subscription Status Changed", "subscription-status-changed.json"),
+    ]
+}
+
+
+def _sign(raw: bytes, key: str, timestamp: int) -> str:
+    mac = hmac.new(key.encode(), f"{timestamp}.".encode() + raw, hashlib.sha256).digest()
+    return f"timestamp={timestamp},key={base64.b64encode(mac).decode()}"
+
+
+def _post_webhook(shop: Shop, raw: bytes, headers: dict[str, str] | None = None) -> requests.Response:
+    return shop.http.post(
+        f"{shop.stack.api_url}/webhooks/steppay",
+        data=raw,
+        headers={"Content-Type": "application/json", **(headers or {})},
+        timeout=30,
+    )
+
+
+def _wait(predicate: Callable[[], Any], timeout: float = 30.0, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.3)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _events(
+    shop: Shop, detail_type: str, predicate: Callable[[dict[str, Any]], bool], wait: float = 1.0
+) -> list[dict[str, Any]]:
+    return [
+        e for e in shop.events(max_wait=wait) if e["detail-type"] == detail_type and predicate(e["detail"])
+    ]
+
+
+def _validated(event: dict[str, Any]) -> dict[str, Any]:
+    jsonschema.validate(
+        event["detail"], SCHEMAS[event["detail-type"]], format_checker=jsonschema.FormatChecker()
+    )
+    return event
+
+
+def _subscription_record(shop: Shop, subscription_id: int) -> dict[str, Any] | None:
+    item = shop.table().get_item(
+        Key={"pk": f"SUBSCRIPTION#{subscription_id}", "sk": "SUBSCRIPTION"}, ConsistentRead=True
+    )
+    return item.get("Item")
+
+
+def _entitlement(shop: Shop, merchant_ref: str) -> dict[str, Any] | None:
+    import boto3
+
+    table = boto3.resource(
+        "dynamodb",
+        endpoint_url=shop.stack.dynamodb_endpoint,
+        region_name="ap-northeast-2",
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+    ).Table(shop.stack.table_names["EntitlementsTable"])
+    return table.get_item(Key={"pk": f"ENTITLEMENT#ref:{merchant_ref}"}, ConsistentRead=True).get("Item")
+
+
+@pytest.fixture
+def sandbox_webhooks(shop: Shop) -> Iterator[Callable[[list[str]], None]]:
+    """Choose which webhook versions the sandbox sends; restored to v2 afterwards."""
+
+    def choose(versions: list[str]) -> None:
+        assert shop.control("/config", {"webhookVersions": versions}).status_code == 200
+
+    yield choose
+    choose(["v2"])
+
+
+def _subscribed(shop: Shop, merchant_ref: str) -> tuple[dict[str, Any], int]:
+    """A paid subscription (initial order verified by redirect), ACTIVE in our store."""
+    link = shop.new_pay_link("recurring", merchantRef=merchant_ref)
+    shop.control(f"/orders/{link['orderCode']}/complete", {"outcome": "success"})
+    verified = shop.post("/payments/verify", {"orderCode": link["orderCode"]}).json()
+    assert verified["verdict"] == "PAID"
+    subscription_id = int(verified["subscriptionIds"][0])
+    _wait(
+        lambda: (_subscription_record(shop, subscription_id) or {}).get("status") == "ACTIVE",
+        what="subscription.created to be synced",
+    )
+    return link, subscription_id
+
+
+def test_renewal_by_signed_webhook_is_recorded_announced_and_extends_entitlement(shop: Shop) -> None:
+    ref = f"member-{random.randrange(10**9)}"
+    _, subscription_id = _subscribed(shop, ref)
+    renewal = shop.control(f"/subscriptions/{subscription_id}/renew", {"outcome": "success"}).json()
+    code = renewal["orderCode"]
+
+    events = _wait(
+        lambda: _events(shop, "Renewal Payment Verified", lambda d: d["orderCode"] == code),
+        what="Renewal Payment Verified",
+    )
+    assert len(events) == 1
+    detail = _validated(events[0])["detail"]
+    assert detail["subscriptionId"] == subscription_id
+    assert detail["orderType"] == "RECURRING"
+    assert detail["amount"] == "9900"
+    assert detail["merchantRef"] == ref  # carried over from the subscription's first order
+    assert detail["nextPaymentDate"]
+
+    record = shop.record(code)
+    assert record is not None and record["state"] == "PAID"
+    assert record["verified_via"] == "webhook"
+    assert int(record["subscription_id"]) == subscription_id
+
+    stored = _subscription_record(shop, subscription_id)
+    assert stored is not None and stored["status"] == "ACTIVE"
+    assert stored.get("merchant_ref") == ref
+
+    # The example subscriber extended the merchant's entitlement.
+    entitlement = _wait(lambda: (_entitlement(shop, ref) or {}).get("active_until"), what="entitlement")
+    assert datetime.fromisoformat(entitlement) == datetime.fromisoformat(detail["nextPaymentDate"])
+
+    # Nothing more arrives for this renewal, whatever StepPay's retries do.
+    shop.settle_publisher()
+    assert len(_events(shop, "Renewal Payment Verified", lambda d: d["orderCode"] == code, wait=2)) == 1
+
+
+def test_failed_renewal_then_recovery(shop: Shop) -> None:
+    ref = f"member-{random.randrange(10**9)}"
+    _, subscription_id = _subscribed(shop, ref)
+
+    failed = shop.control(f"/subscriptions/{subscription_id}/renew", {"outcome": "failure"}).json()
+    failures = _wait(
+        lambda: _events(shop, "Renewal Payment Failed", lambda d: d["orderCode"] == failed["orderCode"]),
+        what="Renewal Payment Failed",
+    )
+    assert len(failures) == 1
+    _validated(failures[0])
+    changes = _wait(
+        lambda: _events(
+            shop,
+            "Subscription Status Changed",
+            lambda d: d["subscriptionId"] == subscription_id and d["status"] == "UNPAID",
+        ),
+        what="UNPAID status change",
+    )
+    assert _validated(changes[0])["detail"]["previousStatus"] == "ACTIVE"
+    assert shop.record(failed["orderCode"])["state"] == "FAILED"  # type: ignore[index]
+
+    recovered = shop.control(f"/subscriptions/{subscription_id}/renew", {"outcome": "success"}).json()
+    _wait(
+        lambda: _events(shop, "Renewal Payment Verified", lambda d: d["orderCode"] == recovered["orderCode"]),
+        what="recovery renewal",
+    )
+    back = _wait(
+        lambda: _events(
+            shop,
+            "Subscription Status Changed",
+            lambda d: (
+                d["subscriptionId"] == subscription_id
+                and d["status"] == "ACTIVE"
+                and d["previousStatus"] == "UNPAID"
+            ),
+        ),
+        what="ACTIVE again",
+    )
+    assert len(back) == 1
+    assert _subscription_record(shop, subscription_id)["status"] == "ACTIVE"  # type: ignore[index]
+
+
+def test_v1_webhooks_alone_record_renewals(shop: Shop, sandbox_webhooks: Callable[[list[str]], None]) -> None:
+    ref = f"member-{random.randrange(10**9)}"
+    _, subscription_id = _subscribed(shop, ref)
+    sandbox_webhooks(["v1"])
+    renewal = shop.control(f"/subscriptions/{subscription_id}/renew", {"outcome": "success"}).json()
+    events = _wait(
+        lambda: _events(shop, "Renewal Payment Verified", lambda d: d["orderCode"] == renewal["orderCode"]),
+        what="renewal through v1",
+    )
+    assert len(events) == 1
+    log = shop.http.get(
+        f"{shop.stack.sandbox_url}/_sandbox/webhooks", params={"orderCode": renewal["orderCode"]}, timeout=10
+    ).json()["deliveries"]
+    assert log, "the sandbox delivered webhooks for the renewal"
+    assert {entry["version"] for entry in log} == {"v1"}
+    assert any("webHookType" in str(entry["body"]) and entry["outcome"] == "delivered" for entry in log)
+
+
+def test_forged_v2_webhook_is_refused_and_records_nothing(shop: Shop) -> None:
+    link = shop.new_pay_link()  # an unpaid order, named by the forgery
+    body = json.dumps(
+        {
+            "timestamp": int(time.time()),
+            "version": "v1",
+            "event": "order.payment_completed",
+            "data": {
+                "id": link["orderId"],
+                "code": link["orderCode"],
+                "paidAmount": 15000,
+                "paymentDate": "2026-11-26T10:00:00",
+            },
+        }
+    ).encode()
+    before = shop.table_snapshot()
+    cases = [
+        ({}, "signature_missing"),
+        ({"Steppay-Signature": "garbage"}, "signature_malformed"),
+        ({"Steppay-Signature": _sign(body, "not-the-key", int(time.time()))}, "signature_mismatch"),
+        ({"Steppay-Signature": _sign(body, WEBHOOK_KEY, int(time.time()) - 3600)}, "signature_stale"),
+        ({"Steppay-Signature": _sign(body, WEBHOOK_KEY, int(time.time()) + 3600)}, "signature_stale"),
+        ({"Steppay-Signature": _sign(body + b" ", WEBHOOK_KEY, int(time.time()))}, "signature_mismatch"),
+    ]
+    for headers, code in cases:
+        response = _post_webhook(shop, body, headers)
+        assert response.status_code == 401, (code, response.text)
+        assert error_code(response) == code
+        no_leak(response)
+    assert shop.table_snapshot() == before
+    shop.settle_publisher()
+    assert _events(shop, "Payment Verified", lambda d: d["orderCode"] == link["orderCode"], wait=1) == []
+
+
+def test_signed_webhook_for_unpaid_order_and_v1_for_unknown_order_record_nothing(shop: Shop) -> None:
+    link = shop.new_pay_link()
+    body = json.dumps(
+        {
+            "timestamp": int(time.time()),
+            "version": "v1",
+            "event": "order.payment_completed",
+            "data": {"id": link["orderId"], "code": link["orderCode"]},
+        }
+    ).encode()
+    ok = _post_webhook(shop, body, {"Steppay-Signature": _sign(body, WEBHOOK_KEY, int(time.time()))})
+    assert ok.status_code == 200
+    for v1 in (
+        {"webHookType": "PAYMENT", "orderId": link["orderId"]},
+        {"webHookType": "PAYMENT", "orderId": 987654321},
+    ):
+        response = _post_webhook(shop, json.dumps(v1).encode())
+        assert response.status_code == 200
+    time.sleep(3)
+    shop.settle_publisher()
+    assert shop.record(link["orderCode"])["state"] == "PENDING"  # type: ignore[index]
+    assert _events(shop, "Payment Verified", lambda d: d["orderCode"] == link["orderCode"], wait=1) == []
+
+
+def test_unknown_event_types_are_acknowledged_and_stored(shop: Shop) -> None:
+    body = json.dumps(
+        {"timestamp": int(time.time()), "version": "v1", "event": "customer.updated", "data": {"id": 1001}}
+    ).encode()
+    response = _post_webhook(shop, body, {"Steppay-Signature": _sign(body, WEBHOOK_KEY, int(time.time()))})
+    assert response.status_code == 200
+    items = [i for i in shop.table_snapshot() if i.get("event_type") == "customer.updated"]
+    assert items and items[0]["raw_body"].value == body if hasattr(items[0]["raw_body"], "value") else True
+
+
+def test_duplicated_and_reordered_deliveries_change_things_once(shop: Shop) -> None:
+    ref = f"member-{random.randrange(10**9)}"
+    _, subscription_id = _subscribed(shop, ref)
+    renewal = shop.control(f"/subscriptions/{subscription_id}/renew", {"outcome": "success"}).json()
+    _wait(
+        lambda: _events(shop, "Renewal Payment Verified", lambda d: d["orderCode"] == renewal["orderCode"]),
+        what="renewal",
+    )
+    # Replay every webhook the sandbox delivered for this subscription, duplicated and shuffled:
+    # old subscription.created / ACTIVE bodies must not move the status backwards.
+    log = shop.http.get(
+        f"{shop.stack.sandbox_url}/_sandbox/webhooks", params={"subscriptionId": subscription_id}, timeout=10
+    ).json()["deliveries"]
+    bodies = list({entry["body"]: None for entry in log if entry.get("body")})
+    assert bodies, "the sandbox's delivery log shows bodies"
+    replay = bodies * 3
+    random.shuffle(replay)
+    for body in replay:
+        raw = body.encode() if isinstance(body, str) else json.dumps(body).encode()
+        headers = {}
+        if raw.startswith(b'{"timestamp"') or b'"event"' in raw:
+            headers["Steppay-Signature"] = _sign(raw, WEBHOOK_KEY, int(time.time()))
+        assert _post_webhook(shop, raw, headers).status_code == 200
+    time.sleep(3)
+    shop.settle_publisher()
+    assert (
+        len(
+            _events(
+                shop, "Renewal Payment Verified", lambda d: d["orderCode"] == renewal["orderCode"], wait=2
+            )
+        )
+        == 1
+    )
+    actives = _events(
+        shop,
+        "Subscription Status Changed",
+        lambda d: d["subscriptionId"] == subscription_id and d["status"] == "ACTIVE",
+    )
+    assert len(actives) == 1  # created → ACTIVE once; replays change nothing
+    assert _subscription_record(shop, subscription_id)["status"] == "ACTIVE"  # type: ignore[index]
+
+
+def test_reconciliation_finds_a_renewal_whose_webhooks_never_arrived(shop: Shop) -> None:
+    ref = f"member-{random.randrange(10**9)}"
+    _, subscription_id = _subscribed(shop, ref)
+    shop.control("/faults", {"webhooks": "drop", "count": 100})
+    renewal = shop.control(f"/subscriptions/{subscription_id}/renew", {"outcome": "success"}).json()
+    time.sleep(2)
+    assert shop.record(renewal["orderCode"]) is None
+    report = shop.stack.invoke("ReconciliationFunction", {"windowMinutes": 60})
+    assert report["fixed"] >= 1
+    record = shop.record(renewal["orderCode"])
+    assert record is not None and record["state"] == "PAID"
+    assert record["verified_via"] == "reconciliation"
+    events = _wait(
+        lambda: _events(shop, "Renewal Payment Verified", lambda d: d["orderCode"] == renewal["orderCode"]),
+        what="reconciled renewal",
+    )
+    assert len(events) == 1
+    # A second run finds nothing new to fix for this order.
+    again = shop.stack.invoke("ReconciliationFunction", {"windowMinutes": 60})
+    assert again["failed"] == 0
+    assert shop.record(renewal["orderCode"]) == record
