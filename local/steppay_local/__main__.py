@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import sys
 import threading
@@ -43,6 +44,9 @@ def _run(args: argparse.Namespace) -> int:
     stopping = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
+        if stopping.is_set():  # a second Ctrl-C: leave now; the children notice their parent is gone
+            print("\nforced exit", flush=True)
+            os._exit(130)
         stopping.set()
 
     signal.signal(signal.SIGTERM, on_signal)

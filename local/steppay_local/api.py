@@ -31,6 +31,7 @@ from steppay_local.template import CorsConfig, HttpApiEvent, HttpApiSpec, Templa
 from steppay_local.workers import FunctionRegistry, InvocationError
 
 MAX_PAYLOAD_BYTES = 10 * 1024 * 1024
+DRAIN_LIMIT_BYTES = 64 * 1024 * 1024
 INTEGRATION_TIMEOUT_SECONDS = 30.0
 ACCOUNT_ID = "123456789012"
 
@@ -98,6 +99,13 @@ def routes_from_template(template: Template) -> tuple[list[Route], dict[str, Htt
     seen: dict[str, Route] = {}
     for function in template.functions():
         for event in function.events_of(HttpApiEvent):
+            if event.payload_format_version != "2.0":
+                LOG.warning(
+                    "%s.%s: PayloadFormatVersion %s is not emulated; sending format 2.0 events",
+                    function.logical_id,
+                    event.name,
+                    event.payload_format_version,
+                )
             timeout = INTEGRATION_TIMEOUT_SECONDS
             if event.timeout_in_millis:
                 timeout = min(INTEGRATION_TIMEOUT_SECONDS, event.timeout_in_millis / 1000)
@@ -261,6 +269,13 @@ class _Handler(BaseHTTPRequestHandler):
             return b"".join(chunks)
         length = int(self.headers.get("Content-Length") or 0)
         if length > self.api.max_payload_bytes:
+            # Read (and drop) a moderately oversized body so the client gets the 413 rather than a reset.
+            remaining = length if length <= DRAIN_LIMIT_BYTES else 0
+            while remaining > 0:
+                chunk = self.rfile.read(min(remaining, 1 << 20))
+                if not chunk:
+                    break
+                remaining -= len(chunk)
             return None
         return self.rfile.read(length) if length else b""
 

@@ -97,6 +97,8 @@ class Poller:
                 self._failures = 0
                 self._last_error = ""
             except Exception as exc:  # noqa: BLE001 - keep polling: the service may come back
+                if self._stop.is_set():
+                    break  # the stack is shutting down under our feet
                 outcome = Outcome.PENDING
                 self._failures += 1
                 message = f"{type(exc).__name__}: {exc}"

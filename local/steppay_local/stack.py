@@ -24,6 +24,7 @@ from steppay_local._util import (
     MultiSink,
     StreamLogSink,
     client,
+    ensure_port_free,
     free_port,
 )
 from steppay_local.api import LocalApi, routes_from_template
@@ -282,9 +283,23 @@ class LocalStack:
             **self.config.env_overrides,
         }
 
+    def _check_ports(self) -> None:
+        """Fail before starting anything when a fixed port is taken."""
+        config = self.config
+        wanted = [(config.api_port, "local API", "LOCAL_API_PORT")]
+        if not config.dynamodb_endpoint:
+            wanted.append((config.dynamodb_port, "DynamoDB Local", "DYNAMODB_PORT"))
+        if not config.moto_endpoint:
+            wanted.append((config.moto_port, "moto server", "MOTO_PORT"))
+        if config.sandbox:
+            wanted.append((config.sandbox_port, "StepPay sandbox", "SANDBOX_PORT"))
+        for port, what, variable in wanted:
+            ensure_port_free(port, what, variable)
+
     def _start(self) -> None:
         config = self.config
         started = time.monotonic()
+        self._check_ports()
         self._start_backends()
         api_port = config.api_port or free_port()
         self._start_sandbox(api_port)

@@ -1227,5 +1227,5 @@ def create_infrastructure(template: Template, dynamodb_endpoint: str, moto_endpo
     infra = create_tables(template, dynamodb_endpoint)
     create_messaging(template, moto_endpoint, infra)
     for note in infra.notes:
-        LOG.info("note: %s", note)
+        LOG.debug("note: %s", note)
     return infra

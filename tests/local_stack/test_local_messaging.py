@@ -9,9 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from local_stack.conftest import Recorder
-from steppay_local.dynamodb import DynamoDBLocal
-from steppay_local.moto_server import MotoServer
+from local_stack.helpers import Recorder
 from steppay_local.stack import LocalStack
 from steppay_local.template import TAP_QUEUE_NAME, Template, create_infrastructure, rule_queue_name
 
@@ -84,24 +82,22 @@ def test_tables_queues_buses_and_rules_follow_the_template(fixture_stack: LocalS
     assert target["Arn"].endswith(f":{queue}")
 
 
-def test_the_bundle_template_creates_its_infrastructure(
-    dynamodb_local: DynamoDBLocal, moto_server: MotoServer
-) -> None:
-    """template.yaml's own tables, bus and rules (nothing is invoked)."""
+def test_the_bundle_template_creates_its_infrastructure(fixture_stack: LocalStack) -> None:
+    """template.yaml's own tables, bus and rules (nothing is invoked).
+
+    Uses the fixture stack's servers, so that nothing is added to the moto server the ``local_stack``
+    fixture (the bundle's end-to-end tests) shares.
+    """
+    ddb_endpoint, moto_endpoint = fixture_stack.dynamodb_endpoint, fixture_stack.moto_endpoint
     template = Template(
-        ROOT / "template.yaml",
-        {"Stage": "local"},
-        stack_name="infra-check",
-        moto_endpoint=moto_server.endpoint_url,
+        ROOT / "template.yaml", {"Stage": "local"}, stack_name="infra-check", moto_endpoint=moto_endpoint
     )
-    infra = create_infrastructure(template, dynamodb_local.endpoint_url, moto_server.endpoint_url)
-    again = create_infrastructure(
-        template, dynamodb_local.endpoint_url, moto_server.endpoint_url
-    )  # idempotent
+    infra = create_infrastructure(template, ddb_endpoint, moto_endpoint)
+    again = create_infrastructure(template, ddb_endpoint, moto_endpoint)  # idempotent
     assert again.table_names == infra.table_names
     from steppay_local._util import client
 
-    ddb = client("dynamodb", dynamodb_local.endpoint_url)
+    ddb = client("dynamodb", ddb_endpoint)
     for logical_id, resource in template.resources_of("AWS::DynamoDB::Table").items():
         declared = resource["Properties"]
         table = ddb.describe_table(TableName=infra.table_names[logical_id])["Table"]
@@ -111,7 +107,7 @@ def test_the_bundle_template_creates_its_infrastructure(
             assert table["StreamSpecification"] == {"StreamEnabled": True, "StreamViewType": view}
         else:
             assert "StreamSpecification" not in table or not table["StreamSpecification"].get("StreamEnabled")
-    events = client("events", moto_server.endpoint_url)
+    events = client("events", moto_endpoint)
     for logical_id, bus in infra.bus_names.items():
         assert events.describe_event_bus(Name=bus)["Name"] == bus, logical_id
         assert TAP_QUEUE_NAME in {r["Name"] for r in events.list_rules(EventBusName=bus)["Rules"]}
@@ -119,7 +115,7 @@ def test_the_bundle_template_creates_its_infrastructure(
         described = events.describe_rule(Name=rule.name, EventBusName=rule.bus_name)
         if rule.pattern is not None:
             assert json.loads(described["EventPattern"]) == rule.pattern
-    sqs = client("sqs", moto_server.endpoint_url)
+    sqs = client("sqs", moto_endpoint)
     for spec in template.queues():
         if "RedrivePolicy" in spec.attributes:
             attributes = sqs.get_queue_attributes(

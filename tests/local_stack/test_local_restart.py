@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from local_stack.conftest import Recorder, fixture_config
+from local_stack.helpers import Recorder, fixture_config
 from steppay_local.stack import LocalStack
 
 

@@ -6,12 +6,19 @@ import base64
 import json
 from typing import Any
 
-from local_stack.conftest import Recorder
+from local_stack.helpers import Recorder
 from steppay_local.stack import LocalStack
 
 
 def table(stack: LocalStack) -> str:
     return stack.table_names["ItemsTable"]
+
+
+def write_together(stack: LocalStack, items: list[dict[str, Any]]) -> None:
+    """One BatchWriteItem, so that the records land within one batching window whatever the load."""
+    requests = [{"PutRequest": {"Item": item}} for item in items]
+    response = stack.client("dynamodb").batch_write_item(RequestItems={table(stack): requests})
+    assert not response.get("UnprocessedItems")
 
 
 def records_for(recorder: Recorder, name: str, prefix: str) -> list[list[dict[str, Any]]]:
@@ -78,10 +85,8 @@ def test_records_arrive_in_order_with_images(
 
 
 def test_batching_window_groups_writes(fixture_stack: LocalStack, recorder: Recorder, unique: str) -> None:
-    ddb = fixture_stack.client("dynamodb")
     prefix = f"batch#{unique}"
-    for i in range(5):
-        ddb.put_item(TableName=table(fixture_stack), Item={"pk": {"S": f"{prefix}-{i}"}, "sk": {"S": "x"}})
+    write_together(fixture_stack, [{"pk": {"S": f"{prefix}-{i}"}, "sk": {"S": "x"}} for i in range(5)])
     fixture_stack.wait_idle(30)
     batches = records_for(recorder, "consumer", prefix)
     assert [r["dynamodb"]["Keys"]["pk"]["S"] for b in batches for r in b] == [
@@ -93,14 +98,15 @@ def test_batching_window_groups_writes(fixture_stack: LocalStack, recorder: Reco
 def test_batch_item_failures_retry_from_the_lowest_failed_record(
     fixture_stack: LocalStack, recorder: Recorder, unique: str
 ) -> None:
-    ddb = fixture_stack.client("dynamodb")
     prefix = f"partial#{unique}"
     modes = ["ok", "partial", "ok", "partial"]
-    for i, mode in enumerate(modes):
-        ddb.put_item(
-            TableName=table(fixture_stack),
-            Item={"pk": {"S": f"{prefix}-{i}"}, "sk": {"S": "x"}, "mode": {"S": mode}},
-        )
+    write_together(
+        fixture_stack,
+        [
+            {"pk": {"S": f"{prefix}-{i}"}, "sk": {"S": "x"}, "mode": {"S": mode}}
+            for i, mode in enumerate(modes)
+        ],
+    )
     fixture_stack.wait_idle(30)
     batches = [
         [r["dynamodb"]["Keys"]["pk"]["S"].rsplit("-", 1)[1] for r in b]
@@ -152,14 +158,12 @@ def test_exhausted_retries_go_to_the_on_failure_queue(
 def test_bisect_on_function_error_isolates_the_bad_record(
     fixture_stack: LocalStack, recorder: Recorder, unique: str
 ) -> None:
-    ddb = fixture_stack.client("dynamodb")
     prefix = f"bisect#{unique}"
     items = [("a", "ok"), ("b", "ok"), ("p", "poison"), ("d", "ok")]
-    for name, mode in items:
-        ddb.put_item(
-            TableName=table(fixture_stack),
-            Item={"pk": {"S": f"{prefix}-{name}"}, "sk": {"S": "x"}, "mode": {"S": mode}},
-        )
+    write_together(
+        fixture_stack,
+        [{"pk": {"S": f"{prefix}-{name}"}, "sk": {"S": "x"}, "mode": {"S": mode}} for name, mode in items],
+    )
     fixture_stack.wait_idle(30)
     calls = [
         [k.rsplit("-", 1)[1] for k in line["keys"] if k.startswith(prefix)]
