@@ -350,3 +350,46 @@ def test_reconciliation_finds_a_renewal_whose_webhooks_never_arrived(shop: Shop)
     again = shop.stack.invoke("ReconciliationFunction", {"windowMinutes": 60})
     assert again["failed"] == 0
     assert shop.record(renewal["orderCode"]) == record
+
+
+def test_initial_order_recorded_by_webhook_first_then_redirect_records_nothing_more(shop: Shop) -> None:
+    link = shop.new_pay_link()
+    shop.control(f"/orders/{link['orderCode']}/complete", {"outcome": "success"})
+    # StepPay's order.payment_completed webhook arrives before the shopper's redirect.
+    record = _wait(
+        lambda: (
+            (shop.record(link["orderCode"]) or {}).get("state") == "PAID" and shop.record(link["orderCode"])
+        ),
+        what="webhook to record the payment",
+    )
+    assert record["verified_via"] == "webhook"
+    assert record["merchant_ref"] == "cart-42"  # what was remembered at pay-link time is kept
+    answer = shop.post("/payments/verify", {"orderCode": link["orderCode"], "status": "success"}).json()
+    assert answer["verdict"] == "PAID"
+    assert answer["merchantRef"] == "cart-42"
+    assert shop.record(link["orderCode"]) == record  # the redirect recorded nothing more
+    shop.settle_publisher()
+    assert len(_events(shop, "Payment Verified", lambda d: d["orderCode"] == link["orderCode"], wait=2)) == 1
+
+
+def test_refund_of_a_recorded_payment_is_recorded_and_announced_once(shop: Shop) -> None:
+    link = shop.new_pay_link()
+    shop.control(f"/orders/{link['orderCode']}/complete", {"outcome": "success"})
+    assert shop.post("/payments/verify", {"orderCode": link["orderCode"]}).json()["verdict"] == "PAID"
+    assert shop.control(f"/orders/{link['orderCode']}/refund").status_code == 200
+    # The sandbox's payment.canceled webhook → lookup shows the refund → CANCELED, once.
+    canceled = _wait(
+        lambda: _events(shop, "Payment Canceled", lambda d: d["orderCode"] == link["orderCode"]),
+        what="Payment Canceled",
+    )
+    detail = _validated(canceled[0])["detail"]
+    assert detail["returnedAmount"] == "15000"
+    assert detail["merchantRef"] == "cart-42"
+    record = shop.record(link["orderCode"])
+    assert record is not None and record["state"] == "CANCELED"
+    # Verifying again says CANCELED and never makes it PAID again.
+    assert shop.post("/payments/verify", {"orderCode": link["orderCode"]}).json()["verdict"] == "CANCELED"
+    assert shop.record(link["orderCode"])["state"] == "CANCELED"  # type: ignore[index]
+    shop.settle_publisher()
+    assert len(_events(shop, "Payment Canceled", lambda d: d["orderCode"] == link["orderCode"], wait=2)) == 1
+    assert len(_events(shop, "Payment Verified", lambda d: d["orderCode"] == link["orderCode"], wait=0)) == 1
