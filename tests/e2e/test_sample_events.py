@@ -36,7 +36,7 @@ def _any_tag(loader: yaml.Loader, suffix: str, node: yaml.Node) -> Any:
 
 
 _CfnLoader.add_multi_constructor("!", _any_tag)
-TEMPLATE = yaml.load((ROOT / "template.yaml").read_text(), Loader=_CfnLoader)  # noqa: S506 - SafeLoader subclass
+TEMPLATE = yaml.load((ROOT / "template.yaml").read_text(), Loader=_CfnLoader)
 FUNCTIONS = {
     logical_id: resource["Properties"]
     for logical_id, resource in TEMPLATE["Resources"].items()
@@ -116,17 +116,23 @@ def test_http_samples_through_their_handlers(
 
 def test_queue_stream_schedule_and_bus_samples_through_their_handlers(shop: Shop) -> None:
     # A queued webhook that is not in the store is dropped as rejected, not retried forever.
-    assert shop.stack.invoke("WebhookProcessorFunction", _load("webhook_processor/sqs-webhook-batch.json")) == {
-        "batchItemFailures": []
-    }
+    assert shop.stack.invoke(
+        "WebhookProcessorFunction", _load("webhook_processor/sqs-webhook-batch.json")
+    ) == {"batchItemFailures": []}
     assert shop.stack.invoke("PublisherFunction", _load("publisher/stream-payment-verified.json")) == {
         "batchItemFailures": []
     }
     report = shop.stack.invoke("ReconciliationFunction", _load("reconciliation/scheduled.json"))
     assert {"orders_seen", "paid_seen", "fixed", "failed"} <= set(report)
     assert report["failed"] == 0
-    first = shop.stack.invoke("EntitlementSubscriberFunction", _load("entitlements/renewal-payment-verified.json"))
-    again = shop.stack.invoke("EntitlementSubscriberFunction", _load("entitlements/renewal-payment-verified.json"))
+    first = shop.stack.invoke(
+        "EntitlementSubscriberFunction", _load("entitlements/renewal-payment-verified.json")
+    )
+    again = shop.stack.invoke(
+        "EntitlementSubscriberFunction", _load("entitlements/renewal-payment-verified.json")
+    )
     assert first == again  # idempotent on eventId: the second delivery returns the first result
-    status = shop.stack.invoke("EntitlementSubscriberFunction", _load("entitlements/subscription-status-changed.json"))
+    status = shop.stack.invoke(
+        "EntitlementSubscriberFunction", _load("entitlements/subscription-status-changed.json")
+    )
     assert status["eventId"] == "8d0b1a65-3f6e-5c2a-b7d9-0e4f1a2b3c4d"
