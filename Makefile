@@ -6,7 +6,7 @@ SAM_ENV := SAM_CLI_TELEMETRY=0 AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=loc
 	AWS_DEFAULT_REGION=ap-northeast-2 AWS_EC2_METADATA_DISABLED=true
 STAGE ?= dev
 
-.PHONY: bootstrap run sandbox reconcile test lint build deploy clean
+.PHONY: bootstrap run sandbox reconcile test lint build deploy clean screenshot
 
 bootstrap:
 	@bash scripts/bootstrap.sh
@@ -24,22 +24,43 @@ reconcile: bootstrap
 	PYTHONPATH=layers/steppay:sandbox:local $(PY) -m steppay_local invoke ReconciliationFunction \
 		--event events/reconciliation/last-day.json
 
+## Regenerate the README's screenshots of the demo checkout (docs/images/demo.png) from a real run.
+screenshot: bootstrap
+	PYTHONPATH=layers/steppay:sandbox:local:demo $(PY) scripts/screenshot.py
+
 ## Every test: unit, integration (DynamoDB Local, moto, sandbox over HTTP) and end-to-end.
 test: bootstrap
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+## Linters, all of which must pass clean: ruff, mypy (layer, functions, bench), cfn-lint (exits
+## non-zero on warnings too; any suppression in template.yaml carries a comment saying why) and
+## sam validate --lint (telemetry off, dummy credentials: nothing reaches AWS).
 lint: bootstrap
-	$(PY) -m ruff check layers functions sandbox local tests
+	$(PY) -m ruff check layers functions sandbox local tests bench
 	$(PY) -m mypy layers/steppay/steppay
 	for f in functions/*/; do $(PY) -m mypy "$$f" || exit 1; done
+	MYPYPATH=layers/steppay:local:sandbox $(PY) -m mypy bench layers/steppay/lock.py
 	.venv/bin/cfn-lint template.yaml
 	$(SAM_ENV) .venv/bin/sam validate --lint
 
+## sam build: the layer from layers/steppay/requirements.lock (pinned, hashed, cp313 aarch64
+## wheels; offline when .wheelhouse holds them: `make -C layers/steppay wheelhouse`), the
+## functions as their own code only. Same input, same bytes (tests/build checks it).
 build: bootstrap
-	$(SAM_ENV) PATH="$(CURDIR)/.venv/bin:$$PATH" .venv/bin/sam build --no-cached
+	$(SAM_ENV) STEPPAY_WHEELHOUSE="$(CURDIR)/.wheelhouse" PATH="$(CURDIR)/.venv/bin:$$PATH" \
+		.venv/bin/sam build --no-cached
 
+## sam deploy --config-env $(STAGE) (dev or prod, from samconfig.toml) with your own AWS
+## credentials; DEPLOY_ARGS are passed on (e.g. --profile shop-prod --no-confirm-changeset).
 deploy: build
-	.venv/bin/sam deploy --config-env $(STAGE)
+	@case "$(STAGE)" in dev|prod) ;; *) echo "STAGE must be dev or prod" >&2; exit 2 ;; esac
+	SAM_CLI_TELEMETRY=0 .venv/bin/sam deploy --config-env $(STAGE) $(DEPLOY_ARGS)
+
+## Benchmarks, printed and written to bench-results/ (never pass/fail): cold starts, warm
+## latency, connection reuse, memory, cost. BENCH_ARGS="--quick" for a short run.
+.PHONY: bench
+bench: bootstrap
+	PYTHONPATH=layers/steppay:sandbox:local:. $(PY) -m bench.run $(BENCH_ARGS)
 
 clean:
 	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache .local-data test-artifacts

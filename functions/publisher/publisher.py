@@ -8,12 +8,14 @@ them; events re-sent by such a retry keep their eventId.
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes import DynamoDBStreamEvent, event_source
 from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from steppay.events import get_event_publisher
 from steppay.outbox import events_for_stream_record
 
@@ -47,6 +49,12 @@ def lambda_handler(event: DynamoDBStreamEvent, context: LambdaContext) -> dict[s
     published = len(pending) - len(failures)
     if published:
         metrics.add_metric(name="EventsPublished", unit=MetricUnit.Count, value=published)
+    # One metric per detail-type ("Payment Verified" -> PaymentVerifiedEvents): the outbox sees
+    # every recorded change once, whichever door (redirect, webhook, reconciliation) recorded it.
+    for detail_type, count in Counter(
+        outgoing.detail_type for _, outgoing in pending if outgoing.event_id not in failed_ids
+    ).items():
+        metrics.add_metric(name=f"{detail_type.replace(' ', '')}Events", unit=MetricUnit.Count, value=count)
     if failures:
         metrics.add_metric(name="EventPublishFailures", unit=MetricUnit.Count, value=len(failures))
         logger.warning(

@@ -16,8 +16,9 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from steppay.api_models import MAX_ID, ORDER_CODE_PATTERN, VerifyRequest, VerifyResponse
-from steppay.http import NO_STORE, register_error_handlers, resolve_http
+from steppay.http import NO_STORE, documented_responses, register_error_handlers, resolve_http
 from steppay.persistence import VerifiedVia
 from steppay.service import get_payment_flows, get_settings
 from steppay.verification import Verdict
@@ -37,7 +38,19 @@ RESULT_FOR_VERDICT = {
 }
 
 
-@app.post("/payments/verify")
+@app.post(
+    "/payments/verify",
+    summary="Verify a payment with StepPay and record it once",
+    responses=documented_responses(
+        {
+            200: {
+                "description": "StepPay's verdict",
+                "content": {"application/json": {"model": VerifyResponse}},
+            }
+        },
+        (400, 404, 413, 415, 502, 503),
+    ),
+)
 @tracer.capture_method
 def verify_payment(request: VerifyRequest) -> Response[VerifyResponse]:
     outcome = get_payment_flows().verify_and_record(
@@ -50,7 +63,26 @@ def verify_payment(request: VerifyRequest) -> Response[VerifyResponse]:
     return Response(status_code=200, content_type="application/json", body=outcome.response, headers=NO_STORE)
 
 
-@app.get("/payments/callback", responses={303: {"description": "Redirect to the merchant's result page"}})
+@app.get(
+    "/payments/callback",
+    summary="StepPay's successUrl/errorUrl: verify, then redirect to the result page",
+    responses=documented_responses(
+        {
+            303: {
+                "description": "Redirect to the merchant's result page with orderCode and result",
+                "headers": {
+                    "Location": {
+                        "description": "The result page",
+                        "required": True,
+                        "schema": {"type": "string"},
+                    }
+                },
+                "content": {"text/plain": {"schema": {"type": "string", "maxLength": 0}}},
+            }
+        },
+        (400, 404, 502, 503),
+    ),
+)
 @tracer.capture_method
 def payment_callback(
     order_code: Annotated[str, Query(alias="order_code", pattern=ORDER_CODE_PATTERN)],

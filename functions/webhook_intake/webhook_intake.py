@@ -6,8 +6,8 @@ queued, so a webhook StepPay considers delivered is never lost; the intake itsel
 call to StepPay and answers quickly even when StepPay is slow.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations` here: the event handler reads the route function's
+# annotations at run time, also to generate the OpenAPI document (scripts/export_openapi.py).
 import base64
 from typing import Any
 
@@ -16,7 +16,9 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from steppay.http import NO_STORE, register_error_handlers, resolve_http
+
+from steppay.api_models import MAX_ID, WebhookAck
+from steppay.http import NO_STORE, documented_responses, register_error_handlers, resolve_http
 from steppay.intake import accept_webhook
 
 logger = Logger()
@@ -27,8 +29,77 @@ register_error_handlers(app)
 
 MAX_WEBHOOK_BYTES = 256 * 1024
 
+# The body is read as raw bytes (the signature covers them), so the route has no body model;
+# the document describes what StepPay sends (see steppay.webhooks for how it is classified).
+WEBHOOK_REQUEST_DOC: dict[str, Any] = {
+    "parameters": [
+        {
+            "name": "Steppay-Signature",
+            "in": "header",
+            "required": False,
+            "description": "v2: timestamp=<epoch s>,key=<base64 HMAC-SHA256 of '<timestamp>.<body>'>",
+            "schema": {"type": "string"},
+        }
+    ],
+    "requestBody": {
+        "required": True,
+        "description": "A StepPay webhook exactly as StepPay sends it (v2 signed envelope, or v1).",
+        "content": {
+            "application/json": {
+                "schema": {
+                    "anyOf": [
+                        {
+                            "title": "WebhookV2",
+                            "type": "object",
+                            "required": ["timestamp", "event", "data"],
+                            "properties": {
+                                "timestamp": {"type": "integer"},
+                                "version": {"type": "string"},
+                                "event": {"type": "string", "minLength": 1, "maxLength": 100},
+                                "data": {"type": "object"},
+                            },
+                        },
+                        {
+                            "title": "WebhookV1Payment",
+                            "type": "object",
+                            "required": ["webHookType", "orderId"],
+                            "properties": {
+                                "webHookType": {"type": "string", "pattern": "^[A-Za-z0-9]{1,32}$"},
+                                "orderId": {"type": "integer", "minimum": 1, "maximum": MAX_ID},
+                            },
+                        },
+                        {
+                            "title": "WebhookV1Subscription",
+                            "type": "object",
+                            "required": ["id", "status"],
+                            "maxProperties": 4,
+                            "properties": {
+                                "id": {"type": "integer", "minimum": 1, "maximum": MAX_ID},
+                                "status": {"type": "string"},
+                            },
+                        },
+                    ]
+                }
+            }
+        },
+    },
+}
 
-@app.post("/webhooks/steppay")
+
+@app.post(
+    "/webhooks/steppay",
+    summary="Receive a StepPay webhook: authenticate, store, queue, acknowledge",
+    responses=documented_responses(
+        {
+            200: {
+                "description": "Stored and queued (or a duplicate of one already stored)",
+                "content": {"application/json": {"model": WebhookAck}},
+            }
+        },
+        (400, 401, 413, 415, 503),
+    ),
+    openapi_extensions=WEBHOOK_REQUEST_DOC,
+)
 @tracer.capture_method
 def receive_webhook() -> Response[dict[str, Any]]:
     event = app.current_event

@@ -25,7 +25,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
-from steppay_local import LOOPBACK
+from steppay_local import LOOPBACK, REPO_ROOT
 from steppay_local._util import LOG, LogSink, ensure_port_free
 from steppay_local.template import CorsConfig, HttpApiEvent, HttpApiSpec, Template
 from steppay_local.workers import FunctionRegistry, InvocationError
@@ -34,6 +34,8 @@ MAX_PAYLOAD_BYTES = 10 * 1024 * 1024
 DRAIN_LIMIT_BYTES = 64 * 1024 * 1024
 INTEGRATION_TIMEOUT_SECONDS = 30.0
 ACCOUNT_ID = "123456789012"
+OPENAPI_PATH = "/openapi.json"
+OPENAPI_FILE = REPO_ROOT / "openapi.json"  # scripts/export_openapi.py writes it
 
 #: Content types API Gateway passes to Lambda as text; every other body is base64-encoded.
 _TEXT_TYPES = re.compile(
@@ -331,6 +333,11 @@ class _Handler(BaseHTTPRequestHandler):
             ):
                 status = 204
                 self._send(204, self._preflight_headers(cors, origin), b"", request_id)
+                return
+            if found is None and method in ("GET", "HEAD") and path == OPENAPI_PATH and OPENAPI_FILE.exists():
+                # Local only (not an API Gateway route): the API's OpenAPI document, see openapi.json.
+                status = 200
+                self._send(200, [("Content-Type", "application/json")], OPENAPI_FILE.read_bytes(), request_id)
                 return
             if found is None:
                 status = 404

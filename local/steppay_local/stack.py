@@ -6,6 +6,7 @@ import datetime as dt
 import importlib
 import json
 import os
+import sys
 import threading
 import time
 import uuid
@@ -68,6 +69,8 @@ ENVIRONMENT_VARIABLES = {
     "ALLOWED_ORIGINS": f"CORS origins of the HTTP API ({DEFAULT_ALLOWED_ORIGINS})",
     "LOCAL_STACK_NAME": f"prefix of local physical names ({DEFAULT_STACK_NAME})",
     "LOCAL_MAX_CONCURRENCY": "warm workers per function at most (8)",
+    "DEMO_PORT": "port of the demo checkout page (8080); keep it in ALLOWED_ORIGINS",
+    "LOCAL_DEMO": "0: do not serve the demo checkout page",
 }
 
 
@@ -103,6 +106,8 @@ class LocalStackConfig:
     stream_retry_backoff: tuple[float, float] = (0.2, 5.0)
     async_retry_delay: float = 2.0
     reload_on_change: bool = True
+    demo: bool = False  # the demo checkout page (demo/); `make run` turns it on (from_env)
+    demo_port: int = 8080
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> LocalStackConfig:
@@ -126,6 +131,8 @@ class LocalStackConfig:
             allowed_origins=env.get("ALLOWED_ORIGINS") or DEFAULT_ALLOWED_ORIGINS,
             stack_name=env.get("LOCAL_STACK_NAME") or DEFAULT_STACK_NAME,
             max_concurrency=int(env.get("LOCAL_MAX_CONCURRENCY", 8)),
+            demo=env.get("LOCAL_DEMO", "1").lower() not in ("0", "false", "no"),
+            demo_port=int(env.get("DEMO_PORT", 8080)),
         )
         return replace(config, **overrides)
 
@@ -159,6 +166,8 @@ class LocalStack:
         self.moto_endpoint = ""
         self.api_url = ""
         self.sandbox_url: str | None = None
+        self.demo: Any = None
+        self.demo_url: str | None = None
         self._started = False
 
     # -- paths and names --
@@ -293,6 +302,8 @@ class LocalStack:
             wanted.append((config.moto_port, "moto server", "MOTO_PORT"))
         if config.sandbox:
             wanted.append((config.sandbox_port, "StepPay sandbox", "SANDBOX_PORT"))
+        if config.demo and config.sandbox:
+            wanted.append((config.demo_port, "demo checkout", "DEMO_PORT"))
         for port, what, variable in wanted:
             ensure_port_free(port, what, variable)
 
@@ -338,7 +349,29 @@ class LocalStack:
         self.api_url = self.api.url
 
         self._start_pollers()
+        self._start_demo()
         LOG.info("local stack up in %.1fs", time.monotonic() - started)
+
+    def _start_demo(self) -> None:
+        """The demo checkout page (demo/steppay_demo), beside the API, with its own live event feed."""
+        config = self.config
+        if not (config.demo and self.sandbox_url):
+            return
+        demo_dir = str(config.root / "demo")
+        if demo_dir not in sys.path:
+            sys.path.append(demo_dir)
+        server_module = importlib.import_module("steppay_demo.server")
+        self.demo = server_module.DemoServer(
+            config.demo_port,
+            api_url=self.api_url,
+            sandbox_url=self.sandbox_url,
+            moto_endpoint=self.moto_endpoint,
+            bus_name=next(iter(self.bus_names.values()), None),
+            secret_token=config.secret_token,
+            region=config.region,
+            log_sink=self.log_sink,
+        ).start()
+        self.demo_url = str(self.demo.url)
 
     def _start_pollers(self) -> None:
         assert self.template is not None
@@ -416,6 +449,9 @@ class LocalStack:
 
     def stop(self) -> None:
         """Stop everything this stack started (children included); safe to call twice."""
+        if self.demo is not None:
+            self.demo.stop()  # first: it removes its queue and rule from moto
+            self.demo = None
         for poller in self.pollers:
             poller.signal_stop()
         if self.api is not None:
@@ -545,6 +581,8 @@ class LocalStack:
                 f"  StepPay sandbox {self.sandbox_url}  "
                 f"(webhooks -> {self.api_url}{self.config.webhook_path})"
             )
+        if self.demo_url:
+            lines.append(f"  demo checkout  {self.demo_url}/   (redirect, popup, iframe)")
         if self.api is not None:
             lines.append("  routes:")
             lines += [f"    {r.route_key:<28} -> {r.function}" for r in self.api.routes]

@@ -16,6 +16,7 @@ from contract.conftest import Contract, load_spec, spec_path
 from fixtures.sandbox import SandboxClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from steppay_sandbox.server import SandboxServer
 
 pytestmark = pytest.mark.contract

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 import requests
 from pydantic import SecretStr
+
 from steppay.client import CallRecord, StepPayClient
 from steppay.errors import (
     InvalidIdentifier,

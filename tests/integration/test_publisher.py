@@ -171,6 +171,7 @@ def test_partial_failure_reports_only_the_failed_record(
     bus: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import publisher
+
     from steppay import events
 
     real = boto3.client("events")
@@ -184,6 +185,7 @@ def test_partial_failure_reports_only_the_failed_record(
 
 def test_total_failure_reports_every_record(bus: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
     import publisher
+
     from steppay import events
 
     monkeypatch.setattr(events, "_events_client", lambda: FlakyEvents(None, None, fail_all=True))

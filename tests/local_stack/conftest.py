@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from local_stack.helpers import ROOT, Recorder, fixture_config
+
 from steppay_local.dynamodb import DynamoDBLocal
 from steppay_local.stack import LocalStack
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 import requests
+
 from steppay_local.stack import LocalStack
 
 ORIGIN = "http://127.0.0.1:8080"  # the local stack's default AllowedOrigins

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from local_stack.helpers import Recorder
+
 from steppay_local.stack import LocalStack
 from steppay_local.template import TAP_QUEUE_NAME, Template, create_infrastructure, rule_queue_name
 

@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 from local_stack.helpers import Recorder, fixture_config
+
 from steppay_local.stack import LocalStack
 
 

@@ -6,6 +6,7 @@ import socket
 from pathlib import Path
 
 import pytest
+
 from steppay_local import dynamodb as dynamodb_module
 from steppay_local._util import client
 from steppay_local.dynamodb import DynamoDBLocal, DynamoDBLocalError

@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from local_stack.helpers import Recorder
+
 from steppay_local.stack import LocalStack
 
 

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 import requests
+
 from steppay_local._util import LogCapture
 from steppay_local.stack import LocalStack
 from steppay_local.workers import InvocationError, LocalFunction, function_environment

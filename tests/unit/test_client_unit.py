@@ -20,6 +20,8 @@ from zoneinfo import ZoneInfo
 import pytest
 import requests
 from pydantic import SecretStr
+from urllib3.exceptions import MaxRetryError, NewConnectionError, ReadTimeoutError
+
 from steppay import client as client_module
 from steppay import settings as settings_module
 from steppay.client import CallRecord, GetOnlyRetry, StepPayClient, build_retry
@@ -33,7 +35,6 @@ from steppay.errors import (
     StepPayUnavailable,
 )
 from steppay.models import OrderCreateItem, OrderCreateRequest, SubscriptionStatus
-from urllib3.exceptions import MaxRetryError, NewConnectionError, ReadTimeoutError
 
 TOKEN = "sk_test_THE-SECRET-TOKEN-3f9a"
 CODE = "order_Xb3kR9pQ2mZt"

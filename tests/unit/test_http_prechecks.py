@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 import pytest
+
 from steppay.http import MAX_BODY_BYTES, precheck_json_body
 
 

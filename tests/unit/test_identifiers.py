@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from steppay import identifiers
 from steppay.errors import InvalidIdentifier
 

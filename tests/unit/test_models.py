@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from pydantic import ValidationError
+
 from steppay import settings as settings_module
 from steppay.errors import WebhookShapeError
 from steppay.models import (

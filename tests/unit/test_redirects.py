@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from steppay.problems import RedirectNotAllowed
 from steppay.redirects import check_redirect_url, host_is_allowed, parse_allowed_hosts
 

@@ -10,6 +10,7 @@ import pytest
 from aws_lambda_powertools.utilities.parameters import base as parameters_base
 from moto import mock_aws
 from pydantic import SecretStr, ValidationError
+
 from steppay import secrets, settings
 from steppay.errors import SecretUnavailable
 from steppay.settings import Settings, get_settings

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import SecretStr
+
 from steppay.errors import (
     SignatureError,
     SignatureMalformed,

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 from pydantic import ValidationError
+
 from steppay.models import OrderDetail, OrderItemStatus
 from steppay.verification import (
     CANCELED_ITEM_STATES,

@@ -14,6 +14,7 @@ from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 from pydantic.alias_generators import to_camel
+
 from steppay.verification import Verdict
 
 ORDER_CODE_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
@@ -29,8 +30,13 @@ MerchantRef = Annotated[str, StringConstraints(min_length=1, max_length=128, pat
 
 
 class ApiModel(BaseModel):
+    # defer_build: built on first use, so each function's cold start pays only for its own models.
     model_config = ConfigDict(
-        alias_generator=to_camel, populate_by_name=True, extra="forbid", str_strip_whitespace=False
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        str_strip_whitespace=False,
+        defer_build=True,
     )
 
 
@@ -112,4 +118,13 @@ class ErrorBody(BaseModel):
 
 
 class ErrorResponse(BaseModel):
+    """The error envelope of every refusal: `{"error": {"code", "message"}}`."""
+
     error: ErrorBody
+
+
+class WebhookAck(BaseModel):
+    """What `POST /webhooks/steppay` answers once a webhook is stored and queued."""
+
+    received: bool
+    duplicate: bool

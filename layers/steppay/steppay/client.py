@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import logging
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -34,7 +35,8 @@ from zoneinfo import ZoneInfo
 
 import requests
 import urllib3
-from aws_lambda_powertools import Logger
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
 from pydantic import BaseModel, SecretStr, ValidationError
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import MaxRetryError, ResponseError
@@ -533,6 +535,34 @@ def _log_call(record: CallRecord) -> None:
     logger.debug("StepPay call", extra={"steppay_call": dataclasses.asdict(record)})
 
 
+# Outcomes that are StepPay's answer about what we asked (no such order, a refused order), not a
+# failure of StepPay or of our integration with it: counted as calls, not as errors.
+ANSWER_OUTCOMES = frozenset({"ok", "StepPayNotFound", "StepPayRejected"})
+
+
+@functools.cache
+def _metrics() -> Metrics:
+    return Metrics()
+
+
+def record_call_metrics(record: CallRecord) -> None:
+    """The container client's `on_call`: StepPay latency and errors as CloudWatch metrics.
+
+    `StepPayCalls` and `StepPayLatency` (ms) for every call, `StepPayErrors` for every call that
+    ended unavailable (5xx, 408/429, timeouts, connection errors, unreadable answers) or with
+    the Secret-Token refused. They join the invocation's other metrics (Powertools' metric set
+    is shared by every `Metrics` instance) and go out with them when the handler's
+    `@metrics.log_metrics` flushes; the template's alarm and dashboard read them.
+    """
+    metrics = _metrics()
+    metrics.add_metric(name="StepPayCalls", unit=MetricUnit.Count, value=1)
+    metrics.add_metric(name="StepPayLatency", unit=MetricUnit.Milliseconds, value=record.elapsed_ms)
+    if record.outcome not in ANSWER_OUTCOMES:
+        metrics.add_metric(name="StepPayErrors", unit=MetricUnit.Count, value=1)
+    if logging.getLogger(logger.name).isEnabledFor(logging.DEBUG):  # no asdict() otherwise
+        _log_call(record)
+
+
 @functools.cache
 def get_client() -> StepPayClient:
     """The container's client (one connection pool), from the settings and the Secret-Token.
@@ -541,10 +571,11 @@ def get_client() -> StepPayClient:
     through the cached secrets module so that a rotation is picked up.
     """
     get_secret_token()
-    return StepPayClient.from_settings(get_settings(), get_secret_token)
+    return StepPayClient.from_settings(get_settings(), get_secret_token, on_call=record_call_metrics)
 
 
 __all__ = [
+    "ANSWER_OUTCOMES",
     "RETRY_STATUSES",
     "CallHook",
     "CallRecord",
@@ -552,4 +583,5 @@ __all__ = [
     "StepPayClient",
     "build_retry",
     "get_client",
+    "record_call_metrics",
 ]

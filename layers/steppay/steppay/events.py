@@ -18,6 +18,7 @@ from decimal import Decimal
 from typing import Any
 
 import boto3
+
 from steppay.persistence import PaymentRecord, PaymentState, SubscriptionRecord
 from steppay.settings import get_settings
 

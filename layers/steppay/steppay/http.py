@@ -19,6 +19,8 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from steppay.api_models import ErrorResponse
 from steppay.errors import InvalidIdentifier
 from steppay.problems import Problem
 
@@ -28,6 +30,44 @@ MAX_BODY_BYTES = 16 * 1024  # our requests are a few hundred bytes; refuse anyth
 MAX_JSON_DEPTH = 16
 JSON_CONTENT_TYPES = ("application/json",)
 NO_STORE = {"Cache-Control": "no-store"}
+
+
+# What each refusal status means, for the OpenAPI document (`responses=` of the routes).
+ERROR_DESCRIPTIONS: dict[int, str] = {
+    400: "Refused: invalid_request, malformed_json, malformed_body, redirect_not_allowed, invalid_webhook",
+    401: "Webhook signature refused: signature_missing, signature_malformed, signature_stale, "
+    "signature_mismatch",
+    404: "order_not_found: StepPay knows no such order",
+    409: "order_already_paid or order_not_payable",
+    413: "payload_too_large",
+    415: "unsupported_media_type: send the body as application/json",
+    422: "order_rejected: StepPay refused to create the order",
+    502: "steppay_auth_failed: StepPay refused the configured Secret-Token",
+    503: "steppay_unavailable, storage_unavailable or queue_unavailable; retry after Retry-After seconds",
+}
+
+
+def documented_responses(success: Mapping[int, Any], errors: tuple[int, ...]) -> dict[int, Any]:
+    """A route's `responses=`: its success answers plus the error envelope for each status in `errors`.
+
+    The OpenAPI document then says what the handler really answers (Powertools' default 422 for
+    validation errors is not among them: `register_error_handlers` answers 400 invalid_request).
+    """
+    responses: dict[int, Any] = dict(success)
+    for status in errors:
+        response: dict[str, Any] = {
+            "description": ERROR_DESCRIPTIONS[status],
+            "content": {"application/json": {"model": ErrorResponse}},
+        }
+        if status == 503:
+            response["headers"] = {
+                "Retry-After": {
+                    "description": "Seconds to wait before retrying",
+                    "schema": {"type": "string"},
+                }
+            }
+        responses[status] = response
+    return responses
 
 
 def error_response(

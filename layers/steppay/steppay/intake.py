@@ -15,8 +15,15 @@ from typing import Any
 import boto3
 from aws_lambda_powertools import Logger
 from botocore.exceptions import BotoCoreError, ClientError
-from steppay.errors import StepPayNotFound, StepPayRejected
-from steppay.persistence import StoredWebhook, VerifiedVia, WebhookState, get_payment_store
+
+from steppay.errors import InvalidIdentifier, StepPayNotFound, StepPayRejected
+from steppay.persistence import (
+    AWS_CLIENT_CONFIG,
+    StoredWebhook,
+    VerifiedVia,
+    WebhookState,
+    get_payment_store,
+)
 from steppay.problems import Problem
 from steppay.secrets import get_webhook_keys
 from steppay.service import get_payment_flows
@@ -41,7 +48,7 @@ class AcceptedWebhook:
 @functools.cache
 def _sqs_client() -> Any:
     # Created once per container; AWS_ENDPOINT_URL_SQS points it at moto locally.
-    return boto3.client("sqs")
+    return boto3.client("sqs", config=AWS_CLIENT_CONFIG)
 
 
 def accept_webhook(raw_body: bytes, headers: Mapping[str, str]) -> AcceptedWebhook:
@@ -109,6 +116,10 @@ def process_stored_webhook(dedupe_key: str) -> ProcessingOutcome:
         # StepPay does not know what the webhook names (forged, foreign or malformed): keep it,
         # record nothing, do not retry.
         outcome = ProcessingOutcome(WebhookState.REJECTED, f"StepPay: {type(exc).__name__}")
+    except InvalidIdentifier:
+        # What it names cannot even be looked up (`../customers`, an object...): no retry will
+        # change that, so it is kept as rejected instead of failing until the dead-letter queue.
+        outcome = ProcessingOutcome(WebhookState.REJECTED, "invalid identifier")
     store.mark_webhook(dedupe_key, outcome.state, outcome.detail)
     logger.info(
         "Webhook processed",

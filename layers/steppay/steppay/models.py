@@ -242,7 +242,11 @@ LenientOrderType = Annotated[OrderType | str, Field(union_mode="left_to_right")]
 class StepPayModel(BaseModel):
     """Base of every shape StepPay sends us."""
 
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="allow")
+    # defer_build: a model's validator is built on its first use, so a function's cold start
+    # pays only for the shapes its path reads (see README "Performance and cost").
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="allow", defer_build=True
+    )
 
     # (date field, raw field) pairs: the raw field keeps StepPay's string as it came.
     _raw_dates: ClassVar[tuple[tuple[str, str], ...]] = ()
@@ -610,7 +614,9 @@ class PaymentReceipt(StepPayModel):
 class _Request(BaseModel):
     """Base of what we send: unknown fields are our typos, so they are refused."""
 
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="forbid", defer_build=True
+    )
 
 
 CatalogueCode = Annotated[str, StringConstraints(strict=True, min_length=1, max_length=128)]

@@ -6,6 +6,7 @@ from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import 
     DynamoDBRecord,
     DynamoDBRecordEventName,
 )
+
 from steppay.events import OutgoingEvent, events_for_order_change, events_for_subscription_change
 from steppay.persistence import record_from_item, subscription_from_item
 

@@ -13,6 +13,7 @@ from decimal import Decimal
 from typing import Protocol
 
 from aws_lambda_powertools import Logger
+
 from steppay.api_models import PayUrlRequest, PayUrlResponse, VerifyResponse
 from steppay.errors import (
     StepPayAuthFailed,

@@ -15,12 +15,19 @@ from enum import StrEnum
 from typing import Any
 
 import boto3
+from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ConfigDict, Field
+
 from steppay.problems import StorageUnavailable
 from steppay.settings import get_settings
 
 ORDER_SK = "ORDER"
+
+# Bounded so that an unavailable or throttling DynamoDB (or SQS) is reported as 503
+# `storage_unavailable` well within the functions' 10-15 s: botocore's legacy defaults retry
+# DynamoDB ten times with backoff (about 25 s) and wait up to 60 s for an answer.
+AWS_CLIENT_CONFIG = Config(connect_timeout=2, read_timeout=5, retries={"mode": "standard", "max_attempts": 3})
 
 
 class PaymentState(StrEnum):
@@ -40,7 +47,7 @@ class VerifiedVia(StrEnum):
 class PaymentRecord(BaseModel):
     """What we know of one StepPay order, and, once paid, the evidence that it was."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)  # built on first use (cold starts)
 
     order_code: str
     order_id: int | None = None
@@ -81,7 +88,7 @@ class PaymentRecord(BaseModel):
 class SubscriptionRecord(BaseModel):
     """The status StepPay last reported for a subscription, and when we asked."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)  # built on first use (cold starts)
 
     subscription_id: int
     status: str
@@ -104,7 +111,7 @@ class WebhookState(StrEnum):
 class StoredWebhook(BaseModel):
     """A webhook exactly as it arrived, kept before it is acknowledged."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)  # built on first use (cold starts)
 
     dedupe_key: str
     version: str
@@ -369,7 +376,7 @@ class PaymentStore:
 @functools.cache
 def _dynamodb_resource() -> Any:
     # Created once per container; AWS_ENDPOINT_URL_DYNAMODB points it at DynamoDB Local locally.
-    return boto3.resource("dynamodb")
+    return boto3.resource("dynamodb", config=AWS_CLIENT_CONFIG)
 
 
 @functools.cache

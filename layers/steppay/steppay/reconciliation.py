@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 
 from aws_lambda_powertools import Logger
+
 from steppay.client import get_client
 from steppay.errors import StepPayError
 from steppay.persistence import VerifiedVia

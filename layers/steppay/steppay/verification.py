@@ -70,7 +70,7 @@ class PaymentClaim(BaseModel):
     `expected_amount` / `expected_currency` are what we asked the shopper to pay, when known.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)  # built on first use
 
     order_code: str
     order_id: int | None = None
@@ -81,7 +81,7 @@ class PaymentClaim(BaseModel):
 class VerificationEvidence(BaseModel):
     """What the verdict was decided from, as StepPay reported it."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)  # built on first use (cold starts)
 
     order_code: str
     order_id: int
@@ -104,7 +104,7 @@ class VerificationEvidence(BaseModel):
 
 
 class VerificationResult(BaseModel):
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)  # built on first use (cold starts)
 
     verdict: Verdict
     evidence: VerificationEvidence

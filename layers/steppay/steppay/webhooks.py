@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import SecretStr
+
 from steppay.persistence import StoredWebhook
 from steppay.problems import Problem
 from steppay.signature import verify_signature
@@ -63,7 +64,7 @@ def _classify(body: Any) -> tuple[str, str]:
         return "v2", event
     if "webHookType" in body and "orderId" in body:
         kind = body.get("webHookType")
-        if not isinstance(kind, str) or not kind.isalnum() or len(kind) > 32:
+        if not isinstance(kind, str) or not (kind.isascii() and kind.isalnum()) or len(kind) > 32:
             raise WebhookRejected("The webhook's type is invalid.")
         if not _is_id(body.get("orderId")):
             raise WebhookRejected("The webhook's orderId is invalid.")

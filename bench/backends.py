@@ -1,0 +1,422 @@
+"""The backends every warm figure is measured against, and the instruments that count I/O.
+
+DynamoDB Local, moto (EventBridge, SQS) and the StepPay sandbox run on 127.0.0.1 with no added
+latency; the tables, queues and bus come from `template.yaml` (the local stack's own code), and
+the functions' environment is the one the local stack gives them.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import copy
+import json
+import os
+import sys
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+
+from steppay_local.dynamodb import DynamoDBLocal
+from steppay_local.moto_server import MotoServer
+from steppay_local.template import Infrastructure, Template, create_infrastructure
+from steppay_local.workers import function_environment
+from steppay_sandbox.server import SandboxServer
+from steppay_sandbox.webhooks import sign
+
+ROOT = Path(__file__).resolve().parents[1]
+REGION = "ap-northeast-2"
+SECRET_TOKEN = "bench-secret-token"  # noqa: S105 - a local sandbox's token, nothing real
+WEBHOOK_KEY = "bench-webhook-key"
+STACK_NAME = "steppay-bench"
+ORDER_BODY: dict[str, Any] = {
+    "order": {
+        "customerId": 1001,
+        "items": [
+            {
+                "productCode": "product_onetime_demo",
+                "priceCode": "price_onetime_demo",
+                "currency": "KRW",
+                "minimumQuantity": 1,
+            }
+        ],
+    },
+    "successUrl": "http://127.0.0.1:3000/payments/callback",
+    "errorUrl": "http://127.0.0.1:3000/payments/callback",
+    "lang": "ko",
+    "merchantRef": "cart-bench",
+}
+
+
+@dataclass
+class Backends:
+    dynamodb: DynamoDBLocal
+    moto: MotoServer
+    sandbox: SandboxServer
+    template: Template
+    infra: Infrastructure
+    environments: dict[str, dict[str, str]]  # logical id -> the function's environment
+    handlers: dict[str, str]  # logical id -> module name
+    code_dirs: dict[str, Path]
+    memory_sizes: dict[str, int]
+
+    @property
+    def table(self) -> str:
+        return self.infra.table_names["PaymentsTable"]
+
+    @property
+    def queue_url(self) -> str:
+        return self.infra.queue_urls["WebhookQueue"]
+
+    @property
+    def bus(self) -> str:
+        return self.infra.bus_names["EventBus"]
+
+    def stop(self) -> None:
+        for stop in (self.sandbox.stop, self.moto.stop, self.dynamodb.stop):
+            with contextlib.suppress(Exception):
+                stop()
+
+
+def start_backends() -> Backends:
+    dynamodb = DynamoDBLocal(port=0, data_dir=None).start()
+    moto = MotoServer(port=0).start()
+    sandbox = SandboxServer(
+        port=0, secret_token=SECRET_TOKEN, webhook_key=WEBHOOK_KEY, webhook_url=None
+    ).start()
+    overrides = {
+        "Stage": "local",
+        "StepPayBaseUrl": sandbox.url,
+        "SecretsStore": "ssm",
+        "AllowedRedirectHosts": "localhost,127.0.0.1",
+        "ResultPageUrl": "http://127.0.0.1:8080/result.html",
+        "AllowedOrigins": "http://127.0.0.1:8080",
+    }
+    template = Template(
+        ROOT / "template.yaml",
+        overrides,
+        stack_name=STACK_NAME,
+        region=REGION,
+        moto_endpoint=moto.endpoint_url,
+    )
+    infra = create_infrastructure(template, dynamodb.endpoint_url, moto.endpoint_url)
+    environments, handlers, code_dirs, memory = {}, {}, {}, {}
+    for spec in template.functions():
+        environments[spec.logical_id] = function_environment(
+            spec,
+            region=REGION,
+            dynamodb_endpoint=dynamodb.endpoint_url,
+            moto_endpoint=moto.endpoint_url,
+            overrides={
+                "STEPPAY_SECRET_TOKEN_PARAM": "",
+                "STEPPAY_WEBHOOK_KEYS_PARAM": "",
+                "STEPPAY_SECRET_TOKEN": SECRET_TOKEN,
+                "STEPPAY_WEBHOOK_KEYS": WEBHOOK_KEY,
+            },
+        )
+        handlers[spec.logical_id] = spec.handler.split(".", 1)[0]
+        code_dirs[spec.logical_id] = spec.code_dir
+        memory[spec.logical_id] = spec.memory_size
+    return Backends(dynamodb, moto, sandbox, template, infra, environments, handlers, code_dirs, memory)
+
+
+# -- the sandbox: orders and webhooks -------------------------------------------------------------
+
+
+class SandboxControl:
+    """Setup calls to the sandbox (never timed): settle orders, read the webhooks it would send."""
+
+    def __init__(self, url: str, token: str = SECRET_TOKEN) -> None:
+        self.url = url.rstrip("/")
+        self.http = requests.Session()
+        self.token = token
+
+    def complete(self, order_code: str, outcome: str = "success") -> None:
+        response = self.http.post(
+            f"{self.url}/_sandbox/orders/{order_code}/complete", json={"outcome": outcome}, timeout=10
+        )
+        response.raise_for_status()
+
+    def webhooks(self, **filters: str) -> list[dict[str, Any]]:
+        response = self.http.get(f"{self.url}/_sandbox/webhooks", params=filters, timeout=30)
+        response.raise_for_status()
+        deliveries: list[dict[str, Any]] = response.json()["deliveries"]
+        return deliveries
+
+    def clear_webhooks(self) -> None:
+        self.http.delete(f"{self.url}/_sandbox/webhooks", timeout=10).raise_for_status()
+
+
+def fresh_webhook(delivery: Mapping[str, Any], key: str = WEBHOOK_KEY) -> tuple[bytes, dict[str, str]]:
+    """A recorded v2 delivery, signed again now (the intake refuses stale signatures)."""
+    body = json.loads(delivery["body"])
+    body["timestamp"] = int(time.time())
+    raw = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    headers = {
+        "content-type": "application/json",
+        "steppay-signature": sign(raw, key, body["timestamp"]),
+        "user-agent": "ReactorNetty/1.1.6",
+    }
+    return raw, headers
+
+
+# -- events and context ---------------------------------------------------------------------------
+
+
+def http_event(
+    method: str,
+    path: str,
+    *,
+    body: bytes | str | None = None,
+    query: Mapping[str, str] | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """An API Gateway HTTP API (payload 2.0) event, as API Gateway sends it."""
+    raw_query = "&".join(f"{k}={v}" for k, v in (query or {}).items())
+    all_headers = {
+        "accept": "application/json",
+        "host": "abc123.execute-api.ap-northeast-2.amazonaws.com",
+        "user-agent": "Mozilla/5.0",
+        "x-forwarded-for": "203.0.113.7",
+        "x-forwarded-proto": "https",
+        "x-forwarded-port": "443",
+        **({"content-type": "application/json"} if body is not None else {}),
+        **{k.lower(): v for k, v in (headers or {}).items()},
+    }
+    now = time.time()
+    event: dict[str, Any] = {
+        "version": "2.0",
+        "routeKey": f"{method} {path}",
+        "rawPath": path,
+        "rawQueryString": raw_query,
+        "headers": all_headers,
+        "requestContext": {
+            "accountId": "123456789012",
+            "apiId": "abc123",
+            "domainName": "abc123.execute-api.ap-northeast-2.amazonaws.com",
+            "domainPrefix": "abc123",
+            "http": {
+                "method": method,
+                "path": path,
+                "protocol": "HTTP/1.1",
+                "sourceIp": "203.0.113.7",
+                "userAgent": "Mozilla/5.0",
+            },
+            "requestId": base64.b64encode(uuid.uuid4().bytes[:10]).decode(),
+            "routeKey": f"{method} {path}",
+            "stage": "$default",
+            "time": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now)),
+            "timeEpoch": int(now * 1000),
+        },
+        "isBase64Encoded": False,
+    }
+    if query:
+        event["queryStringParameters"] = dict(query)
+    if body is not None:
+        event["body"] = body.decode("utf-8") if isinstance(body, bytes) else body
+    return event
+
+
+class Context:
+    """The parts of Lambda's context object the handlers (and Powertools) read."""
+
+    def __init__(self, function_name: str, memory: int = 512) -> None:
+        self.function_name = function_name
+        self.function_version = "$LATEST"
+        self.memory_limit_in_mb = memory
+        self.invoked_function_arn = f"arn:aws:lambda:{REGION}:123456789012:function:{function_name}"
+        self.aws_request_id = str(uuid.uuid4())
+        self.log_group_name = f"/aws/lambda/{function_name}"
+        self.log_stream_name = "bench"
+        self._deadline = time.monotonic() + 30
+
+    def get_remaining_time_in_millis(self) -> int:
+        return int((self._deadline - time.monotonic()) * 1000)
+
+
+# -- instruments ----------------------------------------------------------------------------------
+
+
+# Literal segments of StepPay's API paths; any other segment is an identifier.
+PATH_WORDS = frozenset(
+    {
+        "",
+        "api",
+        "v1",
+        "orders",
+        "subscriptions",
+        "payment",
+        "receipt",
+        "public",
+        "pay",
+        "products",
+        "customers",
+        "cancel",
+        "_sandbox",
+        "complete",
+        "renew",
+        "webhooks",
+    }
+)
+
+
+@dataclass
+class Instruments:
+    """Counts, process-wide: AWS API calls, boto3 clients created, new outgoing TCP connections."""
+
+    api_calls: Counter[str] = field(default_factory=Counter)  # "dynamodb.PutItem"
+    # DynamoDB item operations: "PutItem|<table>|<key prefix>|ok" (or "|failed": a condition failed)
+    dynamodb: Counter[str] = field(default_factory=Counter)
+    clients: Counter[str] = field(default_factory=Counter)  # service name
+    connections: Counter[str] = field(default_factory=Counter)  # "host:port"
+    http_calls: Counter[str] = field(default_factory=Counter)  # "GET /api/v1/orders/{..}"
+    # When a list: every DynamoDB and SQS call, as (service, operation, low-level params).
+    capture: list[tuple[str, str, dict[str, Any]]] | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def reset(self) -> None:
+        with self._lock:
+            self.api_calls.clear()
+            self.dynamodb.clear()
+            self.clients.clear()
+            self.connections.clear()
+            self.http_calls.clear()
+
+    def snapshot(self) -> dict[str, dict[str, int]]:
+        with self._lock:
+            return {
+                "api_calls": dict(self.api_calls),
+                "dynamodb": dict(self.dynamodb),
+                "clients": dict(self.clients),
+                "connections": dict(self.connections),
+                "http_calls": dict(self.http_calls),
+            }
+
+
+def install_instruments() -> Instruments:
+    """Wrap botocore and urllib3 once, for this process."""
+    import botocore.client
+    import botocore.exceptions
+    import botocore.session
+    import urllib3.connection
+
+    found = Instruments()
+    make_api_call = botocore.client.BaseClient._make_api_call  # type: ignore[attr-defined]
+    create_client = botocore.session.Session.create_client
+    connect = urllib3.connection.HTTPConnection.connect
+    send = requests.Session.send
+
+    def counted_api_call(self: Any, operation_name: str, api_params: Any) -> Any:
+        service = self.meta.service_model.service_name
+        with found._lock:
+            found.api_calls[f"{service}.{operation_name}"] += 1
+            if found.capture is not None and service in ("dynamodb", "sqs"):
+                found.capture.append((service, operation_name, low_level(api_params)))
+        if service != "dynamodb" or not isinstance(api_params, dict):
+            return make_api_call(self, operation_name, api_params)
+        key = api_params.get("Key") or api_params.get("Item") or {}
+        pk = key.get("pk", {}) if isinstance(key, dict) else {}
+        prefix = str(pk.get("S", "") if isinstance(pk, dict) else pk).split("#", 1)[0] or "-"
+        label = f"{operation_name}|{api_params.get('TableName', '-')}|{prefix}"
+        try:
+            response = make_api_call(self, operation_name, api_params)
+        except botocore.exceptions.ClientError as exc:
+            failed = exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
+            with found._lock:
+                found.dynamodb[f"{label}|{'failed' if failed else 'error'}"] += 1
+            raise
+        with found._lock:
+            found.dynamodb[f"{label}|ok"] += 1
+        return response
+
+    def counted_create_client(self: Any, service_name: str, *args: Any, **kwargs: Any) -> Any:
+        with found._lock:
+            found.clients[service_name] += 1
+        return create_client(self, service_name, *args, **kwargs)
+
+    def counted_connect(self: Any) -> None:
+        with found._lock:
+            found.connections[f"{self.host}:{self.port}"] += 1
+        connect(self)
+
+    def counted_send(self: Any, request: Any, **kwargs: Any) -> Any:
+        path = urlsplit(request.url).path
+        parts = [p if p in PATH_WORDS else "{..}" for p in path.split("/")]
+        with found._lock:
+            found.http_calls[f"{request.method} {'/'.join(parts)}"] += 1
+            if found.capture is not None and "/_sandbox" not in path:
+                found.capture.append(("steppay", str(request.method), {"path": path}))
+        return send(self, request, **kwargs)
+
+    botocore.client.BaseClient._make_api_call = counted_api_call  # type: ignore[attr-defined]
+    botocore.session.Session.create_client = counted_create_client  # type: ignore[method-assign]
+    urllib3.connection.HTTPConnection.connect = counted_connect  # type: ignore[method-assign]
+    requests.Session.send = counted_send  # type: ignore[method-assign]
+    return found
+
+
+def low_level(params: Mapping[str, Any]) -> dict[str, Any]:
+    """DynamoDB parameters as a low-level client takes them (boto3's resource layer passes
+    plain Python values; the client's are typed: {"S": ...})."""
+    from boto3.dynamodb.types import TypeSerializer
+
+    serializer = TypeSerializer()
+    out = copy.deepcopy(dict(params))
+    for name in ("Key", "Item", "ExpressionAttributeValues", "ExclusiveStartKey"):
+        values = out.get(name)
+        if isinstance(values, dict) and values and not _is_typed(next(iter(values.values()))):
+            out[name] = {k: serializer.serialize(v) for k, v in values.items()}
+    return out
+
+
+def _is_typed(value: Any) -> bool:
+    return (
+        isinstance(value, dict)
+        and len(value) == 1
+        and next(iter(value)) in {"S", "N", "B", "BOOL", "NULL", "M", "L", "SS", "NS", "BS"}
+    )
+
+
+class ConnectionCounter:
+    """New TCP connections a `SandboxServer` (or any socketserver) accepts, by client address."""
+
+    def __init__(self, server: Any) -> None:
+        httpd = server._httpd  # the sandbox keeps its socketserver here
+        self.accepted: list[tuple[str, int]] = []
+        original = httpd.process_request
+
+        def process_request(request: Any, client_address: Any) -> None:
+            self.accepted.append(tuple(client_address[:2]))
+            original(request, client_address)
+
+        httpd.process_request = process_request
+
+    def reset(self) -> None:
+        self.accepted.clear()
+
+    @property
+    def count(self) -> int:
+        return len(self.accepted)
+
+
+@contextlib.contextmanager
+def stdout_to(path: Path) -> Iterator[Path]:
+    """Send fd 1 (the handlers' log lines and metrics) to a file; counts what Lambda would ingest."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    with path.open("ab") as sink:
+        os.dup2(sink.fileno(), 1)
+        try:
+            yield path
+        finally:
+            sys.stdout.flush()
+            os.dup2(saved, 1)
+            os.close(saved)

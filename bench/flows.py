@@ -1,0 +1,268 @@
+"""Whole flows, in-process, counted: what one verified payment and one renewal cost in calls.
+
+Each flow runs through the real handlers, with the events AWS would deliver:
+
+* verified payment: pay link (`PayUrlFunction`), the shopper pays (sandbox), the redirect back
+  (`GET /payments/callback`, `VerifyFunction`), every webhook StepPay sends for the order
+  (`WebhookIntakeFunction`, then `WebhookProcessorFunction` with one SQS record each), and the
+  publisher for the payment's stream record.
+* renewal: StepPay charges an existing subscription (sandbox), every webhook it sends (intake,
+  processor), the publisher, and the example subscriber (`EntitlementSubscriberFunction`) for
+  the `Renewal Payment Verified` event.
+
+For every function: invocations per flow and their mean wall and CPU time; for every service:
+the calls made (DynamoDB operations, SQS, EventBridge, StepPay HTTP calls). DynamoDB stream
+records per flow are the writes that changed an item (each goes to the publisher; counted as one
+invocation per record, the low-traffic worst case: under load, batches of up to 25 share one).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections import Counter, defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import boto3
+
+from bench.backends import ORDER_BODY, ROOT, fresh_webhook, http_event, stdout_to
+from bench.memory import _sqs_event
+from bench.warm import WarmBench, timed
+
+SUBSCRIPTION_BODY: dict[str, Any] = {
+    **ORDER_BODY,
+    "order": {
+        "customerId": 1001,
+        "items": [
+            {
+                "productCode": "product_subscription_demo",
+                "priceCode": "price_monthly_demo",
+                "currency": "KRW",
+                "minimumQuantity": 1,
+            }
+        ],
+    },
+    "merchantRef": "subscriber-bench",
+}
+WRITES = ("PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems", "BatchWriteItem")
+
+
+@dataclass
+class FlowTotals:
+    flows: int = 0
+    invocations: Counter[str] = field(default_factory=Counter)
+    wall_ms: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    cpu_ms: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    calls: Counter[str] = field(default_factory=Counter)
+    dynamodb: Counter[str] = field(default_factory=Counter)  # see bench.backends.Instruments
+    function_calls: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
+    http_api_requests: int = 0
+    webhooks: int = 0
+    stream_records: int = 0
+    events_published: int = 0
+    log_bytes: int = 0  # what the handlers wrote to stdout (CloudWatch Logs ingests it)
+
+    def per_flow(self) -> dict[str, Any]:
+        n = max(1, self.flows)
+        return {
+            "flows": self.flows,
+            "http_api_requests": round(self.http_api_requests / n, 2),
+            "webhooks": round(self.webhooks / n, 2),
+            "stream_records": round(self.stream_records / n, 2),
+            "events_published": round(self.events_published / n, 2),
+            "log_bytes": round(self.log_bytes / n),
+            "invocations": {k: round(v / n, 2) for k, v in sorted(self.invocations.items())},
+            "mean_wall_ms": {k: round(sum(v) / len(v), 2) for k, v in sorted(self.wall_ms.items()) if v},
+            "mean_cpu_ms": {k: round(sum(v) / len(v), 2) for k, v in sorted(self.cpu_ms.items()) if v},
+            "calls": {k: round(v / n, 2) for k, v in sorted(self.calls.items())},
+            "dynamodb": {k: round(v / n, 2) for k, v in sorted(self.dynamodb.items())},
+            # calls per invocation of each function
+            "calls_per_invocation": {
+                function: {k: round(v / self.invocations[function], 2) for k, v in sorted(calls.items())}
+                for function, calls in sorted(self.function_calls.items())
+            },
+        }
+
+
+class Flows:
+    def __init__(self, bench: WarmBench) -> None:
+        self.bench = bench
+        self.instruments = bench.instruments
+
+    def _calls_now(self) -> Counter[str]:
+        snapshot = self.instruments.snapshot()
+        found = Counter(snapshot["api_calls"])
+        found.update({f"steppay {k}": v for k, v in snapshot["http_calls"].items() if "/_sandbox" not in k})
+        return found
+
+    def _invoke(self, totals: FlowTotals, logical_id: str, event: dict[str, Any]) -> Any:
+        before = self._calls_now()
+        response, wall, cpu = timed(lambda: self.bench.handlers.invoke(logical_id, event))
+        after = self._calls_now()
+        after.subtract(before)
+        totals.function_calls[logical_id].update({k: v for k, v in after.items() if v > 0})
+        totals.invocations[logical_id] += 1
+        totals.wall_ms[logical_id].append(wall)
+        totals.cpu_ms[logical_id].append(cpu)
+        return response
+
+    def _count_calls(self, totals: FlowTotals) -> None:
+        snapshot = self.instruments.snapshot()
+        totals.calls.update(snapshot["api_calls"])
+        totals.calls.update(
+            {f"steppay {k}": v for k, v in snapshot["http_calls"].items() if "/_sandbox" not in k}
+        )
+        totals.dynamodb.update(snapshot["dynamodb"])
+        # Each write that changed an item of the payments table is one stream record.
+        table = self.bench.backends.table
+        totals.stream_records += sum(
+            v
+            for k, v in snapshot["dynamodb"].items()
+            if k.split("|")[0] in WRITES and k.split("|")[1] == table and k.endswith("|ok")
+        )
+
+    def _webhooks(self, totals: FlowTotals, deliveries: list[dict[str, Any]]) -> None:
+        """Intake then processing of each v2 delivery, as API Gateway and SQS would deliver them."""
+        from steppay.webhooks import dedupe_key_for
+
+        for delivery in deliveries:
+            raw, headers = fresh_webhook(delivery)
+            event = http_event("POST", "/webhooks/steppay", body=raw, headers=headers)
+            response = self._invoke(totals, "WebhookIntakeFunction", event)
+            if response["statusCode"] != 200:
+                raise RuntimeError(f"webhook intake answered {response}")
+            totals.http_api_requests += 1
+            totals.webhooks += 1
+            body = json.loads(raw)
+            key = dedupe_key_for("v2", body["event"], body, raw)
+            outcome = self._invoke(totals, "WebhookProcessorFunction", _sqs_event([key]))
+            if outcome.get("batchItemFailures"):
+                raise RuntimeError(f"webhook processing failed: {outcome}")
+
+    def payments(self, count: int) -> dict[str, Any]:
+        totals = FlowTotals()
+        bench = self.bench
+        stream = bench.stream_events(count)  # publisher inputs (PENDING -> PAID), prepared apart
+        for n in range(count):
+            bench.control.clear_webhooks()
+            self.instruments.reset()
+            size = bench.log_file.stat().st_size if bench.log_file.exists() else 0
+            with stdout_to(bench.log_file):
+                response = self._invoke(
+                    totals,
+                    "PayUrlFunction",
+                    http_event("POST", "/payments/pay-url", body=json.dumps(ORDER_BODY)),
+                )
+                code = json.loads(response["body"])["orderCode"]
+                totals.http_api_requests += 1
+                bench.control.complete(code)
+                query = {"order_code": code, "status": "success"}
+                response = self._invoke(
+                    totals, "VerifyFunction", http_event("GET", "/payments/callback", query=query)
+                )
+                if "result=paid" not in response["headers"]["Location"]:
+                    raise RuntimeError(f"callback did not find {code} paid")
+                totals.http_api_requests += 1
+                deliveries = [d for d in bench.control.webhooks() if d["version"] == "v2"]
+                self._webhooks(totals, deliveries)
+                # Publisher: the PAID transition (the one record that becomes an event).
+                publish = self._invoke(totals, "PublisherFunction", stream[n])
+                if publish.get("batchItemFailures"):
+                    raise RuntimeError(f"publisher failed: {publish}")
+                totals.events_published += 1
+            totals.log_bytes += bench.log_file.stat().st_size - size
+            self._count_calls(totals)
+            # The publisher's own call above is one invocation; the other stream records of the
+            # flow (pending order, webhooks stored and marked) invoke it too, without an event.
+            totals.flows += 1
+        result = totals.per_flow()
+        extra = max(0.0, result["stream_records"] - 1)
+        result["invocations"]["PublisherFunction"] = round(1 + extra, 2)
+        return result
+
+    def renewals(self, count: int) -> dict[str, Any]:
+        totals = FlowTotals()
+        bench = self.bench
+        # Setup, not counted: `count` subscriptions, paid and recorded.
+        subscriptions: list[int] = []
+        with stdout_to(bench.log_file):
+            for _ in range(count):
+                body = json.dumps(SUBSCRIPTION_BODY)
+                response = bench.handlers.invoke(
+                    "PayUrlFunction", http_event("POST", "/payments/pay-url", body=body)
+                )
+                code = json.loads(response["body"])["orderCode"]
+                bench.control.complete(code)
+                verified = bench.handlers.invoke(
+                    "VerifyFunction",
+                    http_event("POST", "/payments/verify", body=json.dumps({"orderCode": code})),
+                )
+                ids = json.loads(verified["body"])["subscriptionIds"]
+                if not ids:
+                    raise RuntimeError(f"no subscription for {code}: {verified['body']}")
+                subscriptions.append(int(ids[0]))
+        stream = bench.stream_events(count)
+        entitlement = json.loads(
+            (ROOT / "events" / "entitlements" / "renewal-payment-verified.json").read_text("utf-8")
+        )
+        for n, subscription in enumerate(subscriptions):
+            bench.control.clear_webhooks()
+            self.instruments.reset()
+            size = bench.log_file.stat().st_size if bench.log_file.exists() else 0
+            with stdout_to(bench.log_file):
+                renewed = bench.control.http.post(
+                    f"{bench.control.url}/_sandbox/subscriptions/{subscription}/renew",
+                    json={"outcome": "success"},
+                    timeout=10,
+                )
+                renewed.raise_for_status()
+                deliveries = [d for d in bench.control.webhooks() if d["version"] == "v2"]
+                self._webhooks(totals, deliveries)
+                self._invoke(totals, "PublisherFunction", stream[n])
+                totals.events_published += 1
+                event = json.loads(json.dumps(entitlement))
+                event["id"] = str(uuid.uuid4())
+                event["detail"]["eventId"] = str(uuid.uuid4())
+                self._invoke(totals, "EntitlementSubscriberFunction", event)
+            totals.log_bytes += bench.log_file.stat().st_size - size
+            self._count_calls(totals)
+            totals.flows += 1
+        result = totals.per_flow()
+        extra = max(0.0, result["stream_records"] - 1)
+        result["invocations"]["PublisherFunction"] = round(1 + extra, 2)
+        return result
+
+
+def _attribute_size(value: Mapping[str, Any]) -> float:
+    ((kind, data),) = value.items()
+    if kind == "S":
+        return len(str(data).encode("utf-8"))
+    if kind == "N":
+        return (len(str(data).lstrip("-").replace(".", "")) + 1) / 2 + 1
+    if kind == "B":
+        return len(data) if isinstance(data, bytes | bytearray) else len(str(data)) * 3 / 4
+    if kind in ("BOOL", "NULL"):
+        return 1
+    if kind == "L":
+        return 3 + sum(_attribute_size(v) + 1 for v in data)
+    if kind == "M":
+        return 3 + sum(len(k.encode()) + _attribute_size(v) + 1 for k, v in data.items())
+    return len(json.dumps(data, default=str))  # sets: close enough
+
+
+def item_size(item: Mapping[str, Mapping[str, Any]]) -> float:
+    """DynamoDB's size of an item (attribute names plus values), in bytes."""
+    return sum(len(name.encode("utf-8")) + _attribute_size(value) for name, value in item.items())
+
+
+def item_sizes(tables: list[str], limit: int = 1000) -> dict[str, float]:
+    """Mean item size per key prefix (`ORDER`, `WEBHOOK`, ...) of what the run stored."""
+    client = boto3.client("dynamodb")
+    sizes: dict[str, list[float]] = defaultdict(list)
+    for table in tables:
+        for item in client.scan(TableName=table, Limit=limit).get("Items", []):
+            prefix = str(item.get("pk", {}).get("S", "-")).split("#", 1)[0]
+            sizes[prefix].append(item_size(item))
+    return {prefix: round(sum(v) / len(v), 1) for prefix, v in sorted(sizes.items())}

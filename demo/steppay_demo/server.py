@@ -1,0 +1,447 @@
+"""``DemoServer``: the demo shop's own small web server (a stand-in for a merchant's backend).
+
+    from steppay_demo.server import DemoServer
+    demo = DemoServer(port=8080, api_url="http://127.0.0.1:3000", sandbox_url="http://127.0.0.1:8181",
+                      moto_endpoint="http://127.0.0.1:5010", bus_name="steppay-payments-local").start()
+    demo.url     # "http://127.0.0.1:8080"
+    demo.stop()
+
+It serves, on 127.0.0.1 only:
+
+* ``/`` and the static files of ``demo/site/`` (the shop page, the return page, app.js, style.css);
+* ``/config.json``: where the page finds the bundle's API and the sandbox (never the Secret-Token);
+* ``/catalogue.json``: the sandbox's products and prices, fetched here, server-side, with the local
+  Secret-Token, as a merchant's backend would (the page itself never holds the token);
+* ``/events?after=<seq>``: the live feed, the last ``FEED_SIZE`` events put on the bus, newest last.
+
+The feed has its own SQS queue (``local-demo-feed``) and its own catch-all EventBridge rule on the bus,
+created at start in moto: it never reads ``local-event-tap``, which belongs to tests and to
+``python -m steppay_local tap``.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import logging
+import re
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+LOG = logging.getLogger("steppay_demo")
+
+SITE_DIR = Path(__file__).resolve().parents[1] / "site"
+LOOPBACK = "127.0.0.1"
+DEFAULT_PORT = 8080
+DEFAULT_SECRET_TOKEN = "sandbox-secret-token"  # noqa: S105 - the sandbox's documented local-only token
+DEFAULT_REGION = "ap-northeast-2"
+FEED_QUEUE_NAME = "local-demo-feed"
+FEED_RULE_NAME = "local-demo-feed"
+FEED_SIZE = 50
+#: Every event: EventBridge has no "match all" pattern, but every event has a source with a prefix "".
+MATCH_EVERYTHING = {"source": [{"prefix": ""}]}
+
+CONTENT_TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".json": "application/json",
+    ".png": "image/png",
+    ".svg": "image/svg+xml",
+    ".ico": "image/x-icon",
+}
+_STATIC_NAME = re.compile(r"[a-z0-9][a-z0-9_-]*\.(html|js|css|png|svg|ico)")
+
+LogSink = Callable[[str, str], None]
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+class EventFeed:
+    """A copy of every event on ``bus_name`` (through its own queue and rule), the last ``size`` kept."""
+
+    def __init__(
+        self,
+        moto_endpoint: str,
+        bus_name: str,
+        *,
+        region: str = DEFAULT_REGION,
+        queue_name: str = FEED_QUEUE_NAME,
+        rule_name: str = FEED_RULE_NAME,
+        size: int = FEED_SIZE,
+        log: Callable[[str], None] = LOG.info,
+    ) -> None:
+        self.moto_endpoint = moto_endpoint
+        self.bus_name = bus_name
+        self.region = region
+        self.queue_name = queue_name
+        self.rule_name = rule_name
+        self._log = log
+        self._events: collections.deque[dict[str, Any]] = collections.deque(maxlen=size)
+        self._seq = 0
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.queue_url = ""
+
+    def _client(self, service: str, **config: Any) -> Any:
+        import boto3
+        from botocore.config import Config
+
+        return boto3.session.Session().client(
+            service,  # type: ignore[call-overload]
+            endpoint_url=self.moto_endpoint,
+            region_name=self.region,
+            aws_access_key_id="local",
+            aws_secret_access_key="local",  # noqa: S106 - moto's dummy credentials
+            config=Config(retries={"max_attempts": 2, "mode": "standard"}, **config),
+        )
+
+    def start(self) -> EventFeed:
+        sqs = self._client("sqs")
+        events = self._client("events")
+        self.queue_url = str(
+            sqs.create_queue(QueueName=self.queue_name, Attributes={"MessageRetentionPeriod": "3600"})[
+                "QueueUrl"
+            ]
+        )
+        arn = sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
+        events.put_rule(
+            Name=self.rule_name, EventBusName=self.bus_name, EventPattern=json.dumps(MATCH_EVERYTHING)
+        )
+        events.put_targets(
+            Rule=self.rule_name, EventBusName=self.bus_name, Targets=[{"Id": self.queue_name, "Arn": arn}]
+        )
+        self._thread = threading.Thread(target=self._run, args=(sqs,), name="demo-feed", daemon=True)
+        self._thread.start()
+        return self
+
+    def _run(self, sqs: Any) -> None:
+        failures = 0
+        while not self._stop.is_set():
+            try:
+                messages = sqs.receive_message(
+                    QueueUrl=self.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1
+                ).get("Messages", [])
+                failures = 0
+            except Exception as exc:  # noqa: BLE001 - moto gone or restarting: retry with backoff
+                failures += 1
+                if failures == 1:
+                    self._log(f"event feed: cannot read {self.queue_name} ({exc}); retrying")
+                self._stop.wait(min(5.0, 0.5 * failures))
+                continue
+            for message in messages:
+                try:
+                    self.add(json.loads(message["Body"]))
+                except ValueError:
+                    continue
+            if messages:
+                try:
+                    sqs.delete_message_batch(
+                        QueueUrl=self.queue_url,
+                        Entries=[
+                            {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
+                            for i, m in enumerate(messages)
+                        ],
+                    )
+                except Exception:  # noqa: BLE001, S110 - at worst an event is shown twice
+                    pass
+
+    def add(self, envelope: dict[str, Any]) -> dict[str, Any]:
+        """Keep one EventBridge envelope (as delivered to SQS) in the feed; returns the feed entry."""
+        raw_detail = envelope.get("detail")
+        detail: dict[str, Any] = raw_detail if isinstance(raw_detail, dict) else {}
+        with self._lock:
+            self._seq += 1
+            entry = {
+                "seq": self._seq,
+                "receivedAt": datetime.now(UTC).isoformat(timespec="seconds"),
+                "id": envelope.get("id"),
+                "source": envelope.get("source"),
+                "detailType": envelope.get("detail-type"),
+                "time": envelope.get("time"),
+                "orderCode": detail.get("orderCode"),
+                "amount": detail.get("amount"),
+                "currency": detail.get("currency"),
+                "detail": detail,
+            }
+            self._events.append(entry)
+        return entry
+
+    def since(self, after: int) -> list[dict[str, Any]]:
+        with self._lock:
+            return [e for e in self._events if e["seq"] > after]
+
+    def stop(self) -> None:
+        """Stop reading; remove the rule and the queue (best effort: moto may already be gone)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+        if not self.queue_url:
+            return
+        quick = {"connect_timeout": 1, "read_timeout": 3}
+        try:
+            events = self._client("events", **quick)
+            events.remove_targets(Rule=self.rule_name, EventBusName=self.bus_name, Ids=[self.queue_name])
+            events.delete_rule(Name=self.rule_name, EventBusName=self.bus_name)
+            self._client("sqs", **quick).delete_queue(QueueUrl=self.queue_url)
+        except Exception:  # noqa: BLE001, S110 - moto stopped first: nothing left to clean
+            pass
+        self.queue_url = ""
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False
+    allow_reuse_address = True
+    demo: DemoServer
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _HTTPServer
+    protocol_version = "HTTP/1.1"
+    server_version = "steppay-demo"
+    sys_version = ""
+
+    def log_message(self, format: str, *args: Any) -> None:
+        LOG.debug("%s %s", self.address_string(), format % args)
+
+    def do_HEAD(self) -> None:
+        self._dispatch(head=True)
+
+    def do_GET(self) -> None:
+        self._dispatch(head=False)
+
+    def _dispatch(self, *, head: bool) -> None:
+        demo = self.server.demo
+        url = urlsplit(self.path)
+        path = url.path
+        if path == "/config.json":
+            self._json(200, demo.page_config(), head=head)
+        elif path == "/catalogue.json":
+            status, body = demo.catalogue()
+            self._json(status, body, head=head)
+        elif path == "/events":
+            try:
+                after = int(parse_qs(url.query).get("after", ["0"])[0])
+            except ValueError:
+                after = 0
+            feed = demo.feed
+            self._json(
+                200,
+                {"feed": "on" if feed else "off", "events": feed.since(after) if feed else []},
+                head=head,
+            )
+        else:
+            self._static(path, head=head)
+
+    def _static(self, path: str, *, head: bool) -> None:
+        name = "index.html" if path in ("/", "") else path.lstrip("/")
+        file = SITE_DIR / name
+        if not _STATIC_NAME.fullmatch(name) or not file.is_file():
+            self._send(404, b"not found\n", "text/plain; charset=utf-8", head=head)
+            return
+        content_type = CONTENT_TYPES[file.suffix]
+        self._send(200, file.read_bytes(), content_type, head=head)
+
+    def _json(self, status: int, body: Any, *, head: bool) -> None:
+        data = json.dumps(body, ensure_ascii=False).encode("utf-8")
+        self._send(status, data, "application/json; charset=utf-8", head=head)
+
+    def _send(self, status: int, data: bytes, content_type: str, *, head: bool) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("Cache-Control", "no-store")
+        self.send_header("X-Content-Type-Options", "nosniff")
+        self.send_header("Referrer-Policy", "strict-origin-when-cross-origin")
+        if content_type.startswith("text/html"):
+            self.send_header("Content-Security-Policy", self.server.demo.content_security_policy())
+        self.end_headers()
+        if not head:
+            self.wfile.write(data)
+
+
+class DemoServer:
+    """The demo checkout page and its tiny backend; ``start()`` serves in a daemon thread."""
+
+    def __init__(
+        self,
+        port: int = DEFAULT_PORT,
+        *,
+        api_url: str,
+        sandbox_url: str,
+        moto_endpoint: str | None = None,
+        bus_name: str | None = None,
+        secret_token: str = DEFAULT_SECRET_TOKEN,
+        region: str = DEFAULT_REGION,
+        host: str = LOOPBACK,
+        log_sink: LogSink | None = None,
+    ) -> None:
+        self.port = port
+        self.host = host
+        self.api_url = api_url.rstrip("/")
+        self.sandbox_url = sandbox_url.rstrip("/")
+        self.moto_endpoint = moto_endpoint
+        self.bus_name = bus_name
+        self.region = region
+        self.log_sink = log_sink
+        # Used only here, server-side, to read the sandbox's catalogue: this process plays the
+        # merchant's backend. It is never sent to the page (see ``page_config``).
+        self._secret_token = secret_token
+        self.feed: EventFeed | None = None
+        self._server: _HTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    def _log(self, line: str) -> None:
+        if self.log_sink is not None:
+            self.log_sink("demo", line)
+        else:
+            LOG.info("%s", line)
+
+    # -- lifecycle --
+
+    def start(self) -> DemoServer:
+        if self._server is not None:
+            return self
+        server = _HTTPServer((self.host, self.port), _Handler)
+        server.demo = self
+        self._server = server
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.1}, name="demo-http", daemon=True
+        )
+        self._thread.start()
+        if self.moto_endpoint and self.bus_name:
+            feed = EventFeed(self.moto_endpoint, self.bus_name, region=self.region, log=self._log)
+            try:
+                self.feed = feed.start()
+            except Exception as exc:  # noqa: BLE001 - the page still works, without its feed
+                self._log(f"live event feed off: no bus {self.bus_name} at {self.moto_endpoint} ({exc})")
+                feed.stop()
+        self._log(f"demo checkout on {self.url}/ (API {self.api_url}, feed {'on' if self.feed else 'off'})")
+        return self
+
+    def stop(self) -> None:
+        if self.feed is not None:
+            self.feed.stop()
+            self.feed = None
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def __enter__(self) -> DemoServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        if self._server is None:
+            raise RuntimeError("DemoServer is not started")
+        return f"http://{self.host}:{self._server.server_address[1]}"
+
+    # -- what the page gets --
+
+    def page_config(self) -> dict[str, Any]:
+        """What the page needs to know: public addresses only, never the Secret-Token."""
+        return {"apiUrl": self.api_url, "sandboxUrl": self.sandbox_url, "feed": self.feed is not None}
+
+    def content_security_policy(self) -> str:
+        return "; ".join(
+            [
+                "default-src 'self'",
+                "script-src 'self'",
+                "style-src 'self'",
+                "img-src 'self' data:",
+                f"connect-src 'self' {_origin(self.api_url)}",
+                # The pay page, then (after StepPay's redirect) this site's own result page.
+                f"frame-src 'self' {_origin(self.sandbox_url)}",
+                "frame-ancestors 'self'",
+                "base-uri 'none'",
+                "form-action 'none'",
+                "object-src 'none'",
+            ]
+        )
+
+    def catalogue(self) -> tuple[int, dict[str, Any]]:
+        """The products on sale and the customer to order for, read from the sandbox server-side.
+
+        StepPay's product list needs the Secret-Token, which may never reach a browser; a real shop
+        would keep its own catalogue and know its signed-in customer. Here the demo server is that
+        backend: it asks the sandbox with the local token and passes on only what the page shows.
+        """
+        try:
+            products = self._steppay("/api/v1/products?size=100")
+            customers = self._steppay("/api/v1/customers?size=1")
+        except (OSError, ValueError) as exc:
+            return 502, {"error": {"code": "catalogue_unavailable", "message": str(exc)[:200]}}
+        items = []
+        for product in products.get("content", []):
+            if product.get("status") not in (None, "SALE"):
+                continue
+            for price in product.get("prices", []):
+                recurring = price.get("recurring")
+                items.append(
+                    {
+                        "productCode": product["code"],
+                        "name": product.get("name"),
+                        "description": product.get("description"),
+                        "priceCode": price["code"],
+                        "planName": price.get("planName"),
+                        "price": price.get("price"),
+                        "currency": price.get("currency"),
+                        "kind": "subscription" if recurring else "one_time",
+                        "interval": (recurring or {}).get("interval"),
+                        "intervalCount": (recurring or {}).get("intervalCount"),
+                    }
+                )
+        content = customers.get("content") or [{}]
+        customer = {"id": content[0].get("id"), "name": content[0].get("name")}
+        return 200, {"customer": customer, "items": items}
+
+    def _steppay(self, path: str) -> dict[str, Any]:
+        request = urllib.request.Request(  # noqa: S310 - the configured sandbox URL (http on loopback)
+            self.sandbox_url + path,
+            headers={"Secret-Token": self._secret_token, "Accept": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310
+                body = json.loads(response.read().decode("utf-8"))
+        except urllib.error.HTTPError as exc:
+            raise OSError(f"StepPay answered {exc.code} for {urlsplit(path).path}") from None
+        if not isinstance(body, dict):
+            raise ValueError("unexpected answer from StepPay")
+        return body
+
+
+def wait_for(url: str, timeout: float = 10.0) -> bool:
+    """True once ``url`` answers (any status); for scripts starting the server."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=1):  # noqa: S310
+                return True
+        except urllib.error.HTTPError:
+            return True
+        except OSError:
+            time.sleep(0.1)
+    return False
