@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import requests
 from fixtures.sandbox import SandboxClient
+
 from steppay_sandbox import cli
 
 REPO = Path(__file__).resolve().parents[2]

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import requests
 from fixtures.sandbox import SandboxClient, WebhookReceiver, v2_event
+
 from steppay_sandbox.server import SandboxServer
 
 

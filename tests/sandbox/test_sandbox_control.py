@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from fixtures.sandbox import SandboxClient
+
 from steppay_sandbox.server import SandboxServer
 from steppay_sandbox.timeutil import add_interval
 

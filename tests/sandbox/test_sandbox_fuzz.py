@@ -11,6 +11,7 @@ import requests
 from fixtures.sandbox import SECRET_TOKEN, SandboxClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from steppay_sandbox.server import SandboxServer
 
 JSON = st.recursive(

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from steppay_sandbox.app import append_query, safe_redirect_url
 from steppay_sandbox.catalogue import DEFAULT_CATALOGUE, CatalogueError, load_catalogue, parse_catalogue
 from steppay_sandbox.timeutil import SEOUL, add_interval, parse_datetime, parse_request_datetime, to_steppay

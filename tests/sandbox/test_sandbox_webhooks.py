@@ -18,6 +18,7 @@ from fixtures.sandbox import (
     WebhookReceiver,
     v2_event,
 )
+
 from steppay_sandbox.server import SandboxServer
 
 # CONTRACT.md's webhook data schemas.
