@@ -32,6 +32,12 @@ screenshot: bootstrap
 test: bootstrap
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+## The full webhook burst of issue 5: 1,000 deliveries for 200 renewals through the local API
+## (make test runs 200 for 40). BURST_RENEWALS=n picks any size.
+.PHONY: burst
+burst: bootstrap
+	BURST_FULL=1 $(PY) -m pytest tests/load/test_burst.py -s $(PYTEST_ARGS)
+
 ## Linters, all of which must pass clean: ruff, mypy (layer, functions, bench), cfn-lint (exits
 ## non-zero on warnings too; any suppression in template.yaml carries a comment saying why) and
 ## sam validate --lint (telemetry off, dummy credentials: nothing reaches AWS).

@@ -1,0 +1,462 @@
+"""What the hostile, fault and load suites share: a client of a running local stack that keeps
+every answer and event it sees (for the secret scan), snapshots of every table, and the checks
+"nothing was written, nothing was announced, nothing leaked".
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import hmac
+import json
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+import boto3
+import requests
+
+SECRET_TOKEN = "sandbox-secret-token"  # the sandbox's documented local-only values
+WEBHOOK_KEY = "sandbox-webhook-key"
+SECRETS = (SECRET_TOKEN, WEBHOOK_KEY)
+REGION = "ap-northeast-2"
+
+# What an answer must never show: a trace, a secret, or how the bundle is built inside.
+LEAK_MARKERS = (
+    "Traceback",
+    'File "',
+    "site-packages",
+    "/work/",
+    "botocore",
+    "boto3",
+    "pydantic",
+    "errorType",
+    "stackTrace",
+    "Exception",
+    "arn:aws",
+    "ORDER#",
+    "WEBHOOK#",
+    "steppay.",
+    "requests.",
+    "urllib3",
+    *SECRETS,
+)
+
+ERROR_CODES = frozenset(
+    {
+        "invalid_request",
+        "malformed_json",
+        "malformed_body",
+        "redirect_not_allowed",
+        "order_not_found",
+        "order_already_paid",
+        "order_not_payable",
+        "payload_too_large",
+        "unsupported_media_type",
+        "order_rejected",
+        "steppay_auth_failed",
+        "steppay_unavailable",
+        "storage_unavailable",
+        "queue_unavailable",
+        "invalid_webhook",
+        "signature_missing",
+        "signature_malformed",
+        "signature_stale",
+        "signature_mismatch",
+        "not_found",
+    }
+)
+
+
+def sign(raw: bytes, key: str, timestamp: int) -> str:
+    """A `Steppay-Signature` value, computed here independently of the code under test."""
+    mac = hmac.new(key.encode(), f"{timestamp}.".encode() + raw, hashlib.sha256).digest()
+    return f"timestamp={timestamp},key={base64.b64encode(mac).decode()}"
+
+
+def compact(value: Any) -> bytes:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def leaks(text: str, extra: tuple[str, ...] = ()) -> list[str]:
+    return [marker for marker in (*LEAK_MARKERS, *extra) if marker in text]
+
+
+def plain(value: Any) -> Any:
+    """DynamoDB items as JSON-able values (Decimal -> int/str, Binary -> bytes text)."""
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list | set | tuple):
+        return [plain(v) for v in value]
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else str(value)
+    if hasattr(value, "value") and isinstance(value.value, bytes):
+        return value.value.decode("utf-8", errors="replace")
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    return value
+
+
+@dataclass
+class Harness:
+    """A tester's hands on a running `LocalStack`."""
+
+    stack: Any
+    report: Any  # fixtures.report.ReliabilityReport
+    http: requests.Session = field(default_factory=requests.Session)
+    events: list[dict[str, Any]] = field(default_factory=list)
+    last_webhook_keys: set[str] = field(default_factory=set)  # WEBHOOK# items the last case wrote
+    fixtures: dict[str, Any] = field(default_factory=dict)  # set-ups shared by several cases
+    dirty: bool = True  # False only right after a case left everything settled and drained
+
+    def shared(self, name: str, make: Callable[[Harness], Any]) -> Any:
+        """A set-up made once (an unpaid order...) and reused by every case that only reads it."""
+        if name not in self.fixtures:
+            self.fixtures[name] = make(self)
+        return self.fixtures[name]
+
+    def __post_init__(self) -> None:
+        self.report.watch_logs(self.stack.logs)
+        self._internal = tuple(
+            text
+            for text in (
+                self.stack.dynamodb_endpoint,
+                self.stack.moto_endpoint,
+                *self.stack.table_names.values(),
+            )
+            if text
+        )
+
+    # -- the bundle's API ----------------------------------------------------------------
+
+    def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        kwargs.setdefault("timeout", 60)
+        kwargs.setdefault("allow_redirects", False)
+        response = self.http.request(method, f"{self.stack.api_url}{path}", **kwargs)
+        self.report.saw(response.text)
+        self.report.saw(json.dumps(dict(response.headers)))
+        return response
+
+    def post(self, path: str, body: Any, **kwargs: Any) -> requests.Response:
+        return self.request("POST", path, json=body, **kwargs)
+
+    def post_raw(
+        self, path: str, data: bytes, content_type: str | None = "application/json", **headers: str
+    ) -> requests.Response:
+        sent = dict(headers)
+        if content_type is not None:
+            sent["Content-Type"] = content_type
+        return self.request("POST", path, data=data, headers=sent)
+
+    def webhook(self, raw: bytes, signature: str | None = None, **headers: str) -> requests.Response:
+        extra = dict(headers)
+        if signature is not None:
+            extra["Steppay-Signature"] = signature
+        return self.post_raw("/webhooks/steppay", raw, **extra)
+
+    def signed_webhook(self, body: dict[str, Any]) -> requests.Response:
+        raw = compact(body)
+        return self.webhook(raw, sign(raw, WEBHOOK_KEY, int(time.time())))
+
+    # -- the sandbox (StepPay) ------------------------------------------------------------
+
+    @property
+    def sandbox(self) -> Any:
+        return self.stack.sandbox
+
+    def steppay(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        headers = {"Secret-Token": SECRET_TOKEN, **kwargs.pop("headers", {})}
+        kwargs.setdefault("timeout", 30)
+        return self.http.request(method, f"{self.stack.sandbox_url}{path}", headers=headers, **kwargs)
+
+    def control(self, path: str, body: Any | None = None, method: str = "POST") -> requests.Response:
+        return self.http.request(method, f"{self.stack.sandbox_url}/_sandbox{path}", json=body, timeout=30)
+
+    def fault(self, **fault: Any) -> None:
+        response = self.control("/faults", fault)
+        assert response.status_code in (200, 201), response.text
+
+    def clear_faults(self) -> None:
+        self.control("/faults", method="DELETE")
+
+    def catalogue(self) -> dict[str, Any]:
+        products = self.steppay("GET", "/api/v1/products").json()["content"]
+        customers = self.steppay("GET", "/api/v1/customers").json()["content"]
+        one_time = next((p, x) for p in products for x in p["prices"] if x.get("type") == "ONE_TIME")
+        recurring = next((p, x) for p in products for x in p["prices"] if x.get("type") != "ONE_TIME")
+        return {"customer": customers[0], "one_time": one_time, "recurring": recurring}
+
+    def order_body(self, kind: str = "one_time") -> dict[str, Any]:
+        cat = self.catalogue()
+        product, price = cat[kind]
+        return {
+            "customerId": cat["customer"]["id"],
+            "items": [
+                {
+                    "productCode": product["code"],
+                    "priceCode": price["code"],
+                    "currency": "KRW",
+                    "minimumQuantity": 1,
+                }
+            ],
+        }
+
+    def pay_link(self, kind: str = "one_time", **overrides: Any) -> dict[str, Any]:
+        """A pay link issued through the bundle (so a PENDING record exists)."""
+        body = {
+            "order": self.order_body(kind),
+            "successUrl": "http://localhost:8080/ok",
+            "errorUrl": "http://localhost:8080/err",
+            "merchantRef": f"ref-{uuid.uuid4().hex[:12]}",
+            **overrides,
+        }
+        response = self.post("/payments/pay-url", body)
+        assert response.status_code == 201, response.text
+        return dict(response.json())
+
+    def steppay_order(self, kind: str = "one_time") -> dict[str, Any]:
+        """An order created at StepPay directly (the bundle knows nothing of it)."""
+        response = self.steppay("POST", "/api/v1/orders", json=self.order_body(kind))
+        assert response.status_code == 201, response.text
+        return dict(response.json())
+
+    def complete(self, order_code: str, outcome: str = "success") -> dict[str, Any]:
+        response = self.control(f"/orders/{order_code}/complete", {"outcome": outcome})
+        assert response.status_code == 200, response.text
+        return dict(response.json())
+
+    def configure_webhooks(self, **config: Any) -> None:
+        response = self.control("/config", config)
+        assert response.status_code == 200, response.text
+
+    @contextlib.contextmanager
+    def webhooks_off(self) -> Iterator[None]:
+        """StepPay's own webhooks are not sent meanwhile (only what the test does can record)."""
+        self.configure_webhooks(webhookUrl=None)
+        try:
+            yield
+        finally:
+            self.configure_webhooks(webhookUrl=f"{self.stack.api_url}{self.stack.config.webhook_path}")
+
+    def sandbox_faults(self) -> list[dict[str, Any]]:
+        return list(self.control("/faults", method="GET").json()["faults"])
+
+    # -- what is stored ------------------------------------------------------------------
+
+    def _resource(self) -> Any:
+        return boto3.resource(
+            "dynamodb",
+            endpoint_url=self.stack.dynamodb_endpoint,
+            region_name=REGION,
+            aws_access_key_id="local",
+            aws_secret_access_key="local",
+        )
+
+    def table(self, logical_id: str = "PaymentsTable") -> Any:
+        return self._resource().Table(self.stack.table_names[logical_id])
+
+    def items(self, logical_id: str = "PaymentsTable") -> list[dict[str, Any]]:
+        table = self.table(logical_id)
+        kwargs: dict[str, Any] = {"ConsistentRead": True}
+        found: list[dict[str, Any]] = []
+        while True:
+            page = table.scan(**kwargs)
+            found.extend(page.get("Items", []))
+            if "LastEvaluatedKey" not in page:
+                return found
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def snapshot(self, include_webhooks: bool = True) -> dict[str, str]:
+        """Every item of every table, keyed by table and key, as canonical JSON."""
+        result: dict[str, str] = {}
+        for logical_id in sorted(self.stack.table_names):
+            for item in self.items(logical_id):
+                key = f"{logical_id}:{item.get('pk')}:{item.get('sk', '')}"
+                if not include_webhooks and str(item.get("pk", "")).startswith("WEBHOOK#"):
+                    continue
+                result[key] = json.dumps(plain(item), sort_keys=True, default=str)
+        return result
+
+    def record(self, order_code: str) -> dict[str, Any] | None:
+        item = self.table().get_item(Key={"pk": f"ORDER#{order_code}", "sk": "ORDER"}, ConsistentRead=True)
+        return item.get("Item")
+
+    def webhook_item(self, dedupe_key: str) -> dict[str, Any] | None:
+        item = self.table().get_item(
+            Key={"pk": f"WEBHOOK#{dedupe_key}", "sk": "WEBHOOK"}, ConsistentRead=True
+        )
+        return item.get("Item")
+
+    def webhook_items_for(self, raw: bytes) -> list[dict[str, Any]]:
+        return [
+            item
+            for item in self.items()
+            if str(item.get("pk", "")).startswith("WEBHOOK#") and plain(item.get("raw_body")) == raw.decode()
+        ]
+
+    def stream_changes(self, pk: str, logical_id: str = "PaymentsTable") -> list[dict[str, Any]]:
+        """Every write the table's stream holds for one item (its INSERT/MODIFY records), oldest first.
+
+        Read directly from DynamoDB Local's stream: this counts writes, not just final states.
+        """
+        streams = boto3.client(
+            "dynamodbstreams",
+            endpoint_url=self.stack.dynamodb_endpoint,
+            region_name=REGION,
+            aws_access_key_id="local",
+            aws_secret_access_key="local",
+        )
+        ddb = self._resource().meta.client
+        arn = ddb.describe_table(TableName=self.stack.table_names[logical_id])["Table"]["LatestStreamArn"]
+        description = streams.describe_stream(StreamArn=arn)["StreamDescription"]
+        found: list[dict[str, Any]] = []
+        for shard in description.get("Shards", []):
+            iterator = streams.get_shard_iterator(
+                StreamArn=arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
+            ).get("ShardIterator")
+            while iterator:
+                page = streams.get_records(ShardIterator=iterator, Limit=1000)
+                records = page.get("Records", [])
+                found += [r for r in records if r["dynamodb"]["Keys"]["pk"]["S"] == pk]
+                if not records:
+                    break
+                iterator = page.get("NextShardIterator")
+        return found
+
+    # -- what was announced --------------------------------------------------------------
+
+    def read_events(self, max_wait: float = 0.0) -> list[dict[str, Any]]:
+        """New events from the tap (also kept in `self.events`)."""
+        fresh = self.stack.read_tap(max_wait)
+        for event in fresh:
+            self.report.saw(json.dumps(event))
+        self.events.extend(fresh)
+        return fresh
+
+    def events_where(self, predicate: Callable[[dict[str, Any]], bool]) -> list[dict[str, Any]]:
+        self.read_events()
+        return [e for e in self.events if predicate(e)]
+
+    def events_for(self, order_code: str, detail_type: str | None = None) -> list[dict[str, Any]]:
+        return self.events_where(
+            lambda e: (
+                e.get("detail", {}).get("orderCode") == order_code
+                and (detail_type is None or e.get("detail-type") == detail_type)
+            )
+        )
+
+    # -- waiting -------------------------------------------------------------------------
+
+    def settle(self, timeout: float = 60.0) -> None:
+        """Everything in flight has happened: webhooks sent, queues and the stream drained."""
+        if self.sandbox is not None:
+            self.sandbox.wait_for_webhooks(timeout)
+        self.stack.wait_idle(timeout)
+        if self.sandbox is not None and self.sandbox.wait_for_webhooks(0.1):
+            self.stack.wait_idle(timeout)
+
+    def wait_for(self, predicate: Callable[[], Any], timeout: float = 60.0, what: str = "condition") -> Any:
+        deadline = time.monotonic() + timeout
+        while True:
+            value = predicate()
+            if value:
+                return value
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+            time.sleep(0.2)
+
+    def wait_for_events(
+        self, order_code: str, count: int, detail_type: str | None = None, timeout: float = 60.0
+    ) -> list[dict[str, Any]]:
+        deadline = time.monotonic() + timeout
+        while True:
+            found = self.events_for(order_code, detail_type)
+            if len(found) >= count or time.monotonic() > deadline:
+                return found
+            self.read_events(max_wait=0.5)
+
+    # -- checks --------------------------------------------------------------------------
+
+    def assert_no_leak(self, response: requests.Response) -> None:
+        text = response.text + "\n" + "\n".join(f"{k}: {v}" for k, v in response.headers.items())
+        found = leaks(text, self._internal)
+        assert not found, f"the answer shows {found}: {response.text[:300]!r}"
+
+    def assert_error(self, response: requests.Response, status: int, code: str) -> None:
+        assert response.status_code == status, f"{response.status_code} {response.text[:300]}"
+        body = response.json()
+        assert set(body) == {"error"}, body
+        assert set(body["error"]) == {"code", "message"}, body
+        assert body["error"]["code"] == code, body
+        assert code in ERROR_CODES
+        self.assert_no_leak(response)
+
+
+def begin(h: Harness) -> tuple[int, dict[str, str]]:
+    """Start from a settled state: (events seen so far, snapshot of every table)."""
+    if h.dirty:
+        h.settle()
+        h.read_events()
+    h.dirty = True
+    return len(h.events), h.snapshot()
+
+
+def finish(h: Harness, events_before: int, before: dict[str, str]) -> None:
+    """Nothing was written and nothing was announced since `begin`."""
+    h.settle()
+    after = h.snapshot()
+    changed = sorted(key for key in set(before) | set(after) if before.get(key) != after.get(key))
+    assert not changed, f"records written: {changed[:5]}"
+    h.read_events()
+    assert h.events[events_before:] == [], f"events published: {h.events[events_before:]}"
+    h.dirty = False
+
+
+def finish_without_records(h: Harness, events_before: int, before: dict[str, str]) -> None:
+    h.settle()
+    after = h.snapshot()
+    changed = sorted(
+        key
+        for key in set(before) | set(after)
+        if before.get(key) != after.get(key) and ":WEBHOOK#" not in key
+    )
+    assert not changed, f"records written: {changed[:5]}"
+    h.read_events()
+    assert h.events[events_before:] == [], f"events published: {h.events[events_before:][:3]}"
+    # Every webhook acknowledged during the run was processed to a final state (none left failing).
+    stuck = [
+        key
+        for key, value in after.items()
+        if ":WEBHOOK#" in key and key not in before and json.loads(value).get("state") == "RECEIVED"
+    ]
+    assert not stuck, f"webhooks left unprocessed: {stuck[:5]}"
+
+
+def steppay_order_count(h: Harness) -> int:
+    return int(h.steppay("GET", "/api/v1/orders", params={"size": 1}).json()["totalElements"])
+
+
+def distinct_event_ids(events: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """Events grouped by their detail's eventId; duplicates must be identical in detail."""
+    grouped: dict[str, list[dict[str, Any]]] = {}
+    for event in events:
+        grouped.setdefault(str(event["detail"]["eventId"]), []).append(event)
+    for event_id, copies in grouped.items():
+        details = {json.dumps(c["detail"], sort_keys=True) for c in copies}
+        assert len(details) == 1, f"event {event_id} was published with different details: {details}"
+    return grouped
+
+
+def restore_sandbox(stack: Any) -> None:
+    """Faults cleared, webhooks to the stack's API, v2 only, quick retries (the session defaults)."""
+    sandbox = stack.sandbox
+    if sandbox is None:
+        return
+    sandbox.faults.clear()
+    sandbox.configure_webhooks(
+        url=f"{stack.api_url}{stack.config.webhook_path}", versions=["v2"], retry_delays=[0.2, 0.5]
+    )
