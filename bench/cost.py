@@ -199,3 +199,23 @@ def memory_options(
             rows.append(row)
         table[function] = rows
     return table
+
+
+# Cold-start budgets for choosing a memory size (modelled from this machine's one-core figures):
+# a shopper (or StepPay, for the webhook intake) waits on these functions; nobody waits on the rest.
+COLD_START_BUDGET_MS = {"shopper-facing": 2000.0, "background": 5000.0}
+MAX_RSS_SHARE = 0.5  # peak RSS at most half the memory size: room for larger batches and answers
+
+
+def recommend(options: list[dict[str, float]], shopper_facing: bool) -> int:
+    """The smallest size whose modelled cold start fits the budget and whose RSS share is low.
+
+    Below one vCPU (1,769 MB) CPU-bound time costs the same at any size (time shrinks as memory
+    grows), so what a larger size costs is the I/O wait it is billed for: the smallest size that
+    meets the budget is the cheapest one that does.
+    """
+    budget = COLD_START_BUDGET_MS["shopper-facing" if shopper_facing else "background"]
+    for row in options:
+        if row.get("cold_start_ms", 0.0) <= budget and row["rss_share"] <= MAX_RSS_SHARE:
+            return int(row["memory_mb"])
+    return int(options[-1]["memory_mb"])

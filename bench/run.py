@@ -120,13 +120,16 @@ def main(argv: list[str] | None = None) -> int:
     instruments = backends_module.install_instruments()  # before any boto3 client exists
     log("== backends: DynamoDB Local, moto, StepPay sandbox")
     backends = backends_module.start_backends()
+    results["endpoints"] = {
+        backends.dynamodb.endpoint_url.split("//")[-1]: "DynamoDB Local",
+        backends.moto.endpoint_url.split("//")[-1]: "moto (SQS, EventBridge)",
+        backends.sandbox.url.split("//")[-1]: "StepPay sandbox",
+    }
     try:
         from bench import flows, memory, warm
 
         bench = warm.WarmBench(backends, instruments, OUT, progress=log)
-        results["memory"] = phase(
-            results, "memory", lambda: memory.run(bench, tree, count=max(10, args.flows))
-        )
+        phase(results, "memory", lambda: memory.run(bench, tree, count=args.process_invocations))
         iterations, warmup = args.iterations, max(10, args.iterations // 25)
         phase(results, "warm_in_process", lambda: bench.run(iterations, warmup))
         phase(results, "connection_reuse", lambda: bench.reuse(100))
@@ -197,6 +200,10 @@ def costs(results: dict[str, Any]) -> dict[str, Any]:
             cold[function] = {"cpu_ms": data["handler_cpu_ms"], "wall_ms": data["handler_wall_ms"]}
     rss = {f: m["peak_rss_mb"] for f, m in results.get("memory", {}).items()}
     found["memory_options"] = cost.memory_options(timings, cold, rss)
+    found["memory_recommended"] = {
+        function: cost.recommend(rows, function in SHOPPER_FACING)
+        for function, rows in found["memory_options"].items()
+    }
     return found
 
 
@@ -324,16 +331,25 @@ def render(results: dict[str, Any]) -> str:
         )
     mem = results.get("memory")
     if mem:
-        out.append("\n### Memory and first invocation (fresh process per function, X-Ray tracing on)\n")
+        names = results.get("endpoints", {})
+        out.append(
+            "\n### A fresh function process: memory, first invocation, connections and clients "
+            "(X-Ray tracing on)\n"
+        )
         rows = [
             [
                 function,
+                data["invocations"],
                 data["after_import_mb"],
                 data["peak_rss_mb"],
                 data["import_ms"],
                 data["first_invocation_ms"],
                 data["warm_invocation_p50_ms"],
-                results.get("memory_sizes", {}).get(function, "-"),
+                data.get("sandbox_new_connections", "-"),
+                ", ".join(
+                    f"{names.get(k, k)} {n}" for k, n in sorted(data.get("new_connections", {}).items())
+                ),
+                ", ".join(f"{k} {n}" for k, n in sorted(data.get("boto3_clients_created", {}).items())),
             ]
             for function, data in mem.items()
         ]
@@ -341,16 +357,38 @@ def render(results: dict[str, Any]) -> str:
             table(
                 [
                     "function",
+                    "invocations",
                     "RSS after import MB",
                     "peak RSS MB",
                     "import ms",
                     "1st invocation ms",
                     "warm p50 ms",
-                    "MemorySize",
+                    "new connections at the sandbox",
+                    "TCP connections opened",
+                    "boto3 clients",
                 ],
                 rows,
             )
         )
+    options = results.get("cost", {}).get("memory_options")
+    if options:
+        out.append("\n### Memory size: modelled cold start (ms) / warm cost (USD per million invocations)\n")
+        sizes = [int(row["memory_mb"]) for row in next(iter(options.values()))]
+        rows = []
+        for function, function_rows in options.items():
+            cells = [
+                f"{row.get('cold_start_ms', '-')} / {row['usd_per_million_invocations']}"
+                for row in function_rows
+            ]
+            rows.append(
+                [
+                    function,
+                    *cells,
+                    results["cost"]["memory_recommended"][function],
+                    results.get("memory_sizes", {}).get(function, "-"),
+                ]
+            )
+        out.append(table(["function", *[f"{s} MB" for s in sizes], "rule picks", "template"], rows))
     costs_ = results.get("cost")
     if costs_:
         out.append("\n### Cost per one million (USD, list prices; see the formula in README)\n")

@@ -18,6 +18,7 @@ import functools
 import hashlib
 import importlib
 import json
+import math
 import os
 import statistics
 import sys
@@ -66,7 +67,7 @@ def percentile(values: Sequence[float], q: float) -> float:
     ordered = sorted(values)
     if not ordered:
         return float("nan")
-    rank = max(1, min(len(ordered), round(q / 100 * len(ordered) + 0.5)))
+    rank = max(1, min(len(ordered), math.ceil(q / 100 * len(ordered))))
     return ordered[rank - 1]
 
 
