@@ -38,10 +38,16 @@ if [ ! -x .venv/bin/python ]; then
 fi
 
 stamp=.venv/.requirements.sha
-want="$(cat requirements-dev.txt layers/steppay/requirements.txt | sha256sum | cut -d' ' -f1)"
+lock=layers/steppay/requirements.lock
+want="$(cat requirements-dev.txt layers/steppay/requirements.txt "$lock" | sha256sum | cut -d' ' -f1)"
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   log "installing Python requirements"
-  .venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+  # The tests run on the versions the layer ships: the lock's pins (without their aarch64
+  # hashes) constrain the install.
+  constraints="$(mktemp)"
+  grep -E '^[A-Za-z0-9_.-]+==[^ ]+' "$lock" | cut -d' ' -f1 > "$constraints"
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt -c "$constraints"
+  rm -f "$constraints"
   echo "$want" > "$stamp"
 fi
 
