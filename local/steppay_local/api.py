@@ -236,6 +236,7 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = "steppay-local-api"
     sys_version = ""
     timeout = 60  # a slow client must not hold a request thread forever
+    disable_nagle_algorithm = True  # headers and body go out at once (no 40 ms delayed-ACK stalls)
 
     @property
     def api(self) -> LocalApi:
