@@ -11,6 +11,7 @@ from typing import Any
 import boto3
 import pytest
 import requests
+from fixtures.sandbox import seed_catalogue, seed_order_body
 
 SECRET_TOKEN = "sandbox-secret-token"  # the sandbox's documented local default
 
@@ -41,30 +42,10 @@ class Shop:
         return self.http.post(f"{self.stack.sandbox_url}/_sandbox{path}", json=body or {}, timeout=30)
 
     def catalogue(self) -> dict[str, Any]:
-        products = self.steppay("GET", "/api/v1/products").json()["content"]
-        customers = self.steppay("GET", "/api/v1/customers").json()["content"]
-        one_time = next(
-            (p, price) for p in products for price in p["prices"] if price.get("type") == "ONE_TIME"
-        )
-        recurring = next(
-            (p, price) for p in products for price in p["prices"] if price.get("type") != "ONE_TIME"
-        )
-        return {"customer": customers[0], "one_time": one_time, "recurring": recurring}
+        return seed_catalogue(self.steppay)
 
     def order_body(self, kind: str = "one_time") -> dict[str, Any]:
-        cat = self.catalogue()
-        product, price = cat[kind]
-        return {
-            "customerId": cat["customer"]["id"],
-            "items": [
-                {
-                    "productCode": product["code"],
-                    "priceCode": price["code"],
-                    "currency": "KRW",
-                    "minimumQuantity": 1,
-                }
-            ],
-        }
+        return seed_order_body(self.catalogue(), kind)
 
     def pay_url_body(self, **overrides: Any) -> dict[str, Any]:
         body: dict[str, Any] = {

@@ -19,6 +19,7 @@ from typing import Any
 
 import boto3
 import requests
+from fixtures.sandbox import seed_catalogue, seed_order_body
 
 SECRET_TOKEN = "sandbox-secret-token"  # the sandbox's documented local-only values
 WEBHOOK_KEY = "sandbox-webhook-key"
@@ -184,26 +185,10 @@ class Harness:
         self.control("/faults", method="DELETE")
 
     def catalogue(self) -> dict[str, Any]:
-        products = self.steppay("GET", "/api/v1/products").json()["content"]
-        customers = self.steppay("GET", "/api/v1/customers").json()["content"]
-        one_time = next((p, x) for p in products for x in p["prices"] if x.get("type") == "ONE_TIME")
-        recurring = next((p, x) for p in products for x in p["prices"] if x.get("type") != "ONE_TIME")
-        return {"customer": customers[0], "one_time": one_time, "recurring": recurring}
+        return seed_catalogue(self.steppay)
 
     def order_body(self, kind: str = "one_time") -> dict[str, Any]:
-        cat = self.catalogue()
-        product, price = cat[kind]
-        return {
-            "customerId": cat["customer"]["id"],
-            "items": [
-                {
-                    "productCode": product["code"],
-                    "priceCode": price["code"],
-                    "currency": "KRW",
-                    "minimumQuantity": 1,
-                }
-            ],
-        }
+        return seed_order_body(self.catalogue(), kind)
 
     def pay_link(self, kind: str = "one_time", **overrides: Any) -> dict[str, Any]:
         """A pay link issued through the bundle (so a PENDING record exists)."""
