@@ -6,6 +6,7 @@ import collections
 import contextlib
 import logging
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -164,3 +165,19 @@ def pump_lines(stream: IO[bytes], source: str, sink: LogSink) -> threading.Threa
     thread = threading.Thread(target=run, name=f"log-{source}", daemon=True)
     thread.start()
     return thread
+
+
+def terminate(process: subprocess.Popen[bytes] | None) -> None:
+    """End a child server: close its stdin (it watches it), SIGTERM, then SIGKILL after 10 s."""
+    if process is None:
+        return
+    with contextlib.suppress(OSError):
+        if process.stdin is not None:
+            process.stdin.close()
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)

