@@ -4,7 +4,7 @@ The floor of an endpoint is a minimal script making the same I/O calls with raw 
 clients) and requests: the same StepPay requests, the same DynamoDB operations on items of the
 same shape, the same SQS message. Everything above it is the handler's own work: Powertools'
 resolver and validation, our models, logging and metrics (written to a file, as Lambda would
-ship them), boto3's resource layer.
+ship them), boto3's type (de)serialisers.
 
 Handler and floor calls alternate, their order flipping every iteration, against DynamoDB
 Local, moto and the sandbox on 127.0.0.1. Every handler answer is checked (status code); the
