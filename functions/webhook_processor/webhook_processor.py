@@ -17,6 +17,9 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+# Loaded at init, not at the first message: steppay.intake defers it for the intake's sake,
+# and this path always needs StepPay's client and the payment flows.
+import steppay.service  # noqa: F401
 from steppay.intake import process_stored_webhook
 
 logger = Logger()

@@ -15,7 +15,7 @@ from typing import Annotated, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 from pydantic.alias_generators import to_camel
 
-from steppay.verification import Verdict
+from steppay.verdicts import Verdict
 
 ORDER_CODE_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 CATALOGUE_CODE_PATTERN = r"^[A-Za-z0-9_.:-]{1,128}$"

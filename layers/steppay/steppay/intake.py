@@ -26,7 +26,6 @@ from steppay.persistence import (
 )
 from steppay.problems import Problem
 from steppay.secrets import get_webhook_keys
-from steppay.service import get_payment_flows
 from steppay.settings import get_settings
 from steppay.webhooks import authenticate_webhook, hint_for
 
@@ -96,6 +95,10 @@ def process_stored_webhook(dedupe_key: str) -> ProcessingOutcome:
         return ProcessingOutcome(WebhookState.REJECTED, "not stored")
     if webhook.state is not WebhookState.RECEIVED:
         return ProcessingOutcome(webhook.state, "already processed")
+
+    # Imported here: the intake (which shares this module) never calls StepPay, and the
+    # client, flows and order models would add to its cold start.
+    from steppay.service import get_payment_flows
 
     flows = get_payment_flows()
     hint = hint_for(webhook)

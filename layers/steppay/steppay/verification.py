@@ -23,21 +23,12 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from enum import StrEnum
 from typing import Annotated
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from steppay.models import OrderDetail, OrderItemStatus, OrderType
-
-
-class Verdict(StrEnum):
-    PAID = "PAID"
-    NOT_PAID = "NOT_PAID"
-    FAILED = "FAILED"
-    CANCELED = "CANCELED"
-    MISMATCH = "MISMATCH"
-
+from steppay.verdicts import Verdict
 
 CANCELED_ITEM_STATES = frozenset(
     {

@@ -1,0 +1,53 @@
+"""Each function imports only what its path needs (the cold start the shopper or StepPay waits for).
+
+Checked in a fresh interpreter per function: the modules listed must not be loaded by importing
+the handler. The webhook intake authenticates, stores and queues; StepPay's client, the payment
+flows and the order models belong to the processor.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+NOT_IMPORTED = {
+    "webhook_intake": ("steppay.models", "steppay.client", "steppay.service", "steppay.payments"),
+    "publisher": ("steppay.models", "steppay.client", "steppay.api_models"),
+}
+
+
+def loaded_modules(function: str) -> set[str]:
+    code = f"import json, sys; import {function}; print(json.dumps(sorted(sys.modules)))"
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(ROOT / "layers" / "steppay"), str(ROOT / "functions" / function)]),
+        "POWERTOOLS_TRACE_DISABLED": "true",
+        "AWS_DEFAULT_REGION": "ap-northeast-2",
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    return set(json.loads(result.stdout.strip().splitlines()[-1]))
+
+
+@pytest.mark.parametrize("function", sorted(NOT_IMPORTED))
+def test_a_handler_does_not_import_what_its_path_does_not_need(function: str) -> None:
+    loaded = loaded_modules(function)
+    assert "steppay" in loaded, "the handler was imported with the layer"
+    unexpected = sorted(set(NOT_IMPORTED[function]) & loaded)
+    assert not unexpected, f"{function} imports {unexpected} at cold start"
+
+
+def test_the_check_sees_what_a_handler_does_import() -> None:
+    # These handlers need StepPay's client and order models at once: the check must find them.
+    for function in ("pay_url", "webhook_processor"):
+        loaded = loaded_modules(function)
+        assert {"steppay.client", "steppay.models", "steppay.service"} <= loaded, function
