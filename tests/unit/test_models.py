@@ -15,26 +15,28 @@ from pydantic import ValidationError
 
 from steppay import settings as settings_module
 from steppay.errors import WebhookShapeError
+from steppay.listing_models import OrderPage
 from steppay.models import (
     TIMEZONE_CONTEXT_KEY,
     OrderCreateItem,
     OrderCreateRequest,
     OrderDetail,
     OrderItemStatus,
-    OrderPage,
     OrderType,
     PaymentReceipt,
-    Subscription,
     SubscriptionStatus,
+    WebhookPaymentStatus,
+    dumps_json,
+    parse_json,
+)
+from steppay.subscription_models import Subscription
+from steppay.webhook_models import (
     WebhookEnvelope,
     WebhookOrder,
     WebhookPayment,
-    WebhookPaymentStatus,
     WebhookSubscription,
     WebhookV1Order,
     WebhookV1Subscription,
-    dumps_json,
-    parse_json,
     parse_webhook,
 )
 

@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from decimal import Decimal
-from typing import Any, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 from urllib.parse import quote, urlencode, urlsplit
 from zoneinfo import ZoneInfo
 
@@ -54,17 +54,16 @@ from steppay.errors import (
 from steppay.models import (
     TIMEZONE_CONTEXT_KEY,
     CancelResult,
-    CustomerPage,
     OrderCreateRequest,
     OrderDetail,
-    OrderPage,
-    OrderSummary,
     PaymentReceipt,
-    ProductPage,
-    Subscription,
     dumps_json,
     parse_json,
 )
+
+if TYPE_CHECKING:
+    from steppay.listing_models import CustomerPage, OrderPage, OrderSummary, ProductPage
+    from steppay.subscription_models import Subscription
 from steppay.secrets import get_secret_token
 from steppay.settings import Settings, get_settings
 
@@ -304,6 +303,8 @@ class StepPayClient:
             "sortDir": sort_dir,
         }
         data = self._call("list_orders", "GET", "/api/v1/orders", "/api/v1/orders", params=params)
+        from steppay.listing_models import OrderPage  # not on the shopper's paths: built when used
+
         return self._model(OrderPage, data, "list_orders")
 
     def iter_orders(
@@ -348,6 +349,8 @@ class StepPayClient:
         data = self._call(
             "get_subscription", "GET", f"/api/v1/subscriptions/{sid}", "/api/v1/subscriptions/{id}"
         )
+        from steppay.subscription_models import Subscription  # not on the shopper's paths
+
         subscription = self._model(Subscription, data, "get_subscription")
         if subscription.id != sid:
             raise StepPayMalformedResponse("StepPay answered get_subscription with another subscription")
@@ -368,6 +371,8 @@ class StepPayClient:
         """`GET /api/v1/customers` (discovery)."""
         params = {"page": page, "size": size, "keyword": keyword}
         data = self._call("list_customers", "GET", "/api/v1/customers", "/api/v1/customers", params=params)
+        from steppay.listing_models import CustomerPage
+
         return self._model(CustomerPage, data, "list_customers")
 
     def list_products(
@@ -376,6 +381,8 @@ class StepPayClient:
         """`GET /api/v1/products` (discovery)."""
         params = {"page": page, "size": size, "keyword": keyword, "status": status}
         data = self._call("list_products", "GET", "/api/v1/products", "/api/v1/products", params=params)
+        from steppay.listing_models import ProductPage
+
         return self._model(ProductPage, data, "list_products")
 
     # -- the pay page ---------------------------------------------------------------------

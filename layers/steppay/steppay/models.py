@@ -30,7 +30,7 @@ from collections.abc import Mapping
 from datetime import datetime, tzinfo
 from decimal import Decimal
 from enum import StrEnum
-from typing import Annotated, Any, ClassVar, Generic, Literal, TypeVar
+from typing import Annotated, Any, ClassVar
 from zoneinfo import ZoneInfo
 
 from pydantic import (
@@ -42,14 +42,12 @@ from pydantic import (
     Field,
     FieldSerializationInfo,
     StringConstraints,
-    ValidationError,
     ValidationInfo,
     field_serializer,
     model_validator,
 )
 from pydantic.alias_generators import to_camel
 
-from steppay.errors import WebhookShapeError
 from steppay.identifiers import MAX_ID
 
 TIMEZONE_CONTEXT_KEY = "steppay_timezone"
@@ -427,156 +425,11 @@ class OrderDetail(StepPayModel):
         return tuple(item.status for item in self.items)
 
 
-class OrderSummary(StepPayModel):
-    """OrderListV1DTO: one row of the order list (no order code in StepPay's spec)."""
-
-    _raw_dates = (("payment_date", "payment_date_raw"),)
-
-    id: PositiveId
-    code: str | None = None
-    type: LenientOrderType | None = None
-    paid_amount: Money | None = None
-    returned_amount: Money | None = None
-    left_amount: Money | None = None
-    price: Money | None = None
-    payment_date: StepPayDateTime | None = None
-    payment_date_raw: str | None = None
-    product_name: str | None = None
-    customer_name: str | None = Field(default=None, repr=False)
-    created_at: StepPayDateTime | None = None
-    modified_at: StepPayDateTime | None = None
-
-    @property
-    def order_id(self) -> int:
-        return self.id
-
-
-T = TypeVar("T")
-
-
-class Page(StepPayModel, Generic[T]):
-    """A Spring page (`content[]`, `totalPages`, `last`, ...)."""
-
-    content: list[T] = Field(default_factory=list)
-    total_pages: int | None = None
-    total_elements: int | None = None
-    number: int | None = None
-    size: int | None = None
-    number_of_elements: int | None = None
-    first: bool | None = None
-    last: bool | None = None
-    empty: bool | None = None
-
-
-class OrderPage(Page[OrderSummary]):
-    """OrderListPageV1DTO."""
-
-
-class CustomerSummary(StepPayModel):
-    """CustomerListDTO, for discovery (which customer to order for)."""
-
-    id: int | None = None
-    code: str | None = None
-    uuid: str | None = None
-    status: str | None = None
-    name: str | None = Field(default=None, repr=False)
-    email: str | None = Field(default=None, repr=False)
-    phone: str | None = Field(default=None, repr=False)
-    username: str | None = Field(default=None, repr=False)
-    created_at: StepPayDateTime | None = None
-
-
-class CustomerPage(Page[CustomerSummary]):
-    """CustomerListPageDTO."""
-
-
-class ProductSummary(StepPayModel):
-    """ProductListDTO, for discovery (product and price codes to order)."""
-
-    id: int | None = None
-    code: str | None = None
-    name: str | None = None
-    type: str | None = None
-    status: str | None = None
-    prices: list[PriceInfo] = Field(default_factory=list)
-
-
-class ProductPage(Page[ProductSummary]):
-    """ProductListPageDTO."""
-
-
 class CancelResult(StepPayModel):
     """ProductApiresponse, StepPay's answer to a cancel: `{message, body}`."""
 
     message: str | None = None
     body: Any = None
-
-
-# -- subscriptions ------------------------------------------------------------------------
-
-
-class SubscriptionOrder(StepPayModel):
-    """An order seen from a subscription (`parentOrder`, `relatedOrders`): identity only.
-
-    Read leniently: nothing is decided from it; a decision looks the order up itself.
-    """
-
-    order_id: PositiveId | None = None
-    order_code: str | None = None
-    type: LenientOrderType | None = None
-
-    @model_validator(mode="before")
-    @classmethod
-    def _twins(cls, data: Any) -> Any:
-        return _merge_twins(data, _ORDER_TWINS)
-
-
-class SubscriptionCustomer(StepPayModel):
-    id: int | None = None
-    uuid: str | None = None
-    code: str | None = None
-    name: str | None = Field(default=None, repr=False)
-    email: str | None = Field(default=None, repr=False)
-    phone: str | None = Field(default=None, repr=False)
-
-
-class SubscriptionItem(StepPayModel):
-    id: int | None = None
-    code: str | None = None
-    product_code: str | None = None
-    price_code: str | None = None
-    product_name: str | None = None
-    price: Money | None = None
-    quantity: int | None = None
-    type: str | None = None
-
-
-class Period(StepPayModel):
-    start_date_time: StepPayDateTime | None = None
-    end_date_time: StepPayDateTime | None = None
-
-
-class Subscription(StepPayModel):
-    """SubscriptionV1DTO."""
-
-    id: PositiveId
-    status: SubscriptionStatus
-    start_date: StepPayDateTime | None = None
-    last_payment_date: StepPayDateTime | None = None
-    next_payment_date: StepPayDateTime | None = None
-    end_date: StepPayDateTime | None = None
-    paused_date_time: StepPayDateTime | None = None
-    interval: str | None = None
-    interval_count: int | None = None
-    recurring_count: int | None = None
-    price: PriceInfo | None = None
-    items: list[SubscriptionItem] = Field(default_factory=list)
-    customer: SubscriptionCustomer | None = None
-    parent_order: SubscriptionOrder | None = None
-    related_orders: list[SubscriptionOrder] = Field(default_factory=list)
-    current_period: Period | None = None
-    trial_period: Period | None = None
-    canceled_via: str | None = None
 
 
 # -- payment receipt ----------------------------------------------------------------------
@@ -662,185 +515,10 @@ class OrderCreateRequest(_Request):
         return body
 
 
-# -- webhooks -----------------------------------------------------------------------------
-
-
-class WebhookOrder(StepPayModel):
-    """v2 webhook `data` for `order.*` events. A hint: confirm through the order detail API."""
-
-    _raw_dates = (("payment_date", "payment_date_raw"),)
-
-    id: PositiveId
-    code: NonEmptyStr
-    type: LenientOrderType | None = None
-    paid_amount: Money | None = None
-    returned_amount: Money | None = None
-    left_amount: Money | None = None
-    discounted_amount: Money | None = None
-    product_name: str | None = None
-    payment_date: StepPayDateTime | None = None
-    payment_date_raw: str | None = None
-    payment_due_date: StepPayDateTime | None = None
-    purchase_deadline: StepPayDateTime | None = None
-    created_at: StepPayDateTime | None = None
-    modified_at: StepPayDateTime | None = None
-    id_key: str | None = None
-    customer_id: int | None = None
-    shipping: Any = None
-    items: list[dict[str, Any]] = Field(default_factory=list)
-    # Unlike the detail API's objects, the webhook lists subscription ids.
-    subscriptions: list[PositiveId] = Field(default_factory=list)
-    invoice_id: int | None = None
-
-    @property
-    def order_id(self) -> int:
-        return self.id
-
-    @property
-    def order_code(self) -> str:
-        return self.code
-
-
-class WebhookSubscription(StepPayModel):
-    """v2 webhook `data` for `subscription.*` events."""
-
-    subscription_id: PositiveId
-    status: LenientSubscriptionStatus
-    created_at: StepPayDateTime | None = None
-    last_payment_date: StepPayDateTime | None = None
-    next_payment_date: StepPayDateTime | None = None
-    end_date: StepPayDateTime | None = None
-    order_id: PositiveId | None = None
-    order_code: str | None = None
-    customer_id: int | None = None
-    interval_unit: str | None = None
-    interval_count: int | None = None
-    items: list[dict[str, Any]] = Field(default_factory=list)
-    payment_method: Any = None
-    current_period: Any = None
-    trial_period: Any = None
-
-
-class WebhookPayment(StepPayModel):
-    """v2 webhook `data` for `payment.*` events."""
-
-    _raw_dates = (("paid_at", "paid_at_raw"),)
-
-    payment_id: int | None = None
-    id_key: str | None = None
-    order_id: PositiveId
-    customer_id: int | None = None
-    paid_amount: Money | None = None
-    paid_at: StepPayDateTime | None = None
-    paid_at_raw: str | None = None
-    status: LenientPaymentStatus
-    payment_gateway: str | None = None
-    payment_method: str | None = None
-    error_message: str | None = None
-
-
-ORDER_EVENTS = frozenset({"order.created", "order.updated", "order.payment_completed"})
-SUBSCRIPTION_EVENTS = frozenset(
-    {"subscription.created", "subscription.updated", "subscription.payment_due_notification"}
-)
-PAYMENT_EVENTS = frozenset({"payment.completed", "payment.failed", "payment.canceled", "payment.standby"})
-
-WebhookData = WebhookOrder | WebhookSubscription | WebhookPayment
-
-
-def _shape_error(what: str, exc: ValidationError) -> WebhookShapeError:
-    # Field locations only: the values are the sender's and may be hostile.
-    fields = sorted({".".join(str(p) for p in err["loc"]) for err in exc.errors()})
-    return WebhookShapeError(f"{what}: invalid fields {', '.join(fields[:10]) or '(body)'}")
-
-
-class WebhookEnvelope(StepPayModel):
-    """A v2 webhook body `{timestamp, version, event, data}`."""
-
-    timestamp: Annotated[int, Field(strict=True, ge=0)]
-    version: str | None = None
-    event: Annotated[str, StringConstraints(strict=True, min_length=1, max_length=100)]
-    data: dict[str, Any]
-
-    @property
-    def kind(self) -> Literal["order", "subscription", "payment", "other"]:
-        if self.event in ORDER_EVENTS:
-            return "order"
-        if self.event in SUBSCRIPTION_EVENTS:
-            return "subscription"
-        if self.event in PAYMENT_EVENTS:
-            return "payment"
-        return "other"
-
-    def typed_data(self) -> WebhookData | None:
-        """`data` as the schema its event names, or None for events we do not act on.
-
-        Raises WebhookShapeError when `data` does not fit that schema.
-        """
-        model: type[WebhookData]
-        kind = self.kind
-        if kind == "order":
-            model = WebhookOrder
-        elif kind == "subscription":
-            model = WebhookSubscription
-        elif kind == "payment":
-            model = WebhookPayment
-        else:
-            return None
-        try:
-            return model.model_validate(self.data)
-        except ValidationError as exc:
-            raise _shape_error(f"{self.event} data", exc) from None
-
-
-class WebhookV1Order(StepPayModel):
-    """v1 order webhook `{"webHookType": "PAYMENT", "orderId": 1}` (no signature: confirm via API)."""
-
-    web_hook_type: Annotated[str, StringConstraints(strict=True, min_length=1, max_length=32)]
-    order_id: PositiveId
-
-
-class WebhookV1Subscription(StepPayModel):
-    """v1 subscription webhook `{"id": 1, "status": "ACTIVE"}`."""
-
-    id: PositiveId
-    status: LenientSubscriptionStatus
-
-
-ParsedWebhook = WebhookEnvelope | WebhookV1Order | WebhookV1Subscription
-
-
-def parse_webhook(body: Any) -> ParsedWebhook:
-    """Recognise a parsed webhook body (use `parse_json` so amounts stay exact).
-
-    Raises WebhookShapeError for anything that is not one of StepPay's three shapes.
-    """
-    if not isinstance(body, Mapping):
-        raise WebhookShapeError("a webhook body must be a JSON object")
-    model: type[ParsedWebhook]
-    if {"timestamp", "event", "data"} <= body.keys():
-        model = WebhookEnvelope
-    elif "webHookType" in body:
-        model = WebhookV1Order
-    elif {"id", "status"} <= body.keys():
-        model = WebhookV1Subscription
-    else:
-        raise WebhookShapeError("not a StepPay webhook")
-    try:
-        return model.model_validate(body)
-    except ValidationError as exc:
-        raise _shape_error(model.__name__, exc) from None
-
-
 __all__ = [
-    "ORDER_EVENTS",
-    "PAYMENT_EVENTS",
-    "SUBSCRIPTION_EVENTS",
     "TIMEZONE_CONTEXT_KEY",
     "CancelResult",
     "Currency",
-    "CustomerPage",
-    "CustomerSummary",
     "Money",
     "OrderCreateItem",
     "OrderCreateRequest",
@@ -848,37 +526,18 @@ __all__ = [
     "OrderDetail",
     "OrderItem",
     "OrderItemStatus",
-    "OrderPage",
     "OrderPayment",
     "OrderSubscription",
-    "OrderSummary",
     "OrderType",
-    "Page",
-    "ParsedWebhook",
     "PaymentReceipt",
-    "Period",
     "PositiveId",
     "PriceInfo",
     "ProductInfo",
-    "ProductPage",
-    "ProductSummary",
     "StepPayDateTime",
     "StepPayModel",
-    "Subscription",
-    "SubscriptionCustomer",
-    "SubscriptionItem",
-    "SubscriptionOrder",
     "SubscriptionStatus",
-    "WebhookData",
-    "WebhookEnvelope",
-    "WebhookOrder",
-    "WebhookPayment",
     "WebhookPaymentStatus",
-    "WebhookSubscription",
-    "WebhookV1Order",
-    "WebhookV1Subscription",
     "dumps_json",
     "parse_json",
-    "parse_webhook",
     "zone_for",
 ]

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from aws_lambda_powertools import Logger
 
@@ -22,7 +22,7 @@ from steppay.errors import (
     StepPayRejected,
     StepPayUnavailable,
 )
-from steppay.models import OrderCreateItem, OrderCreateRequest, OrderDetail, Subscription
+from steppay.models import OrderCreateItem, OrderCreateRequest, OrderDetail
 from steppay.persistence import (
     PaymentRecord,
     PaymentState,
@@ -41,6 +41,9 @@ from steppay.problems import (
 from steppay.redirects import check_redirect_url
 from steppay.settings import Settings
 from steppay.verification import PaymentClaim, Verdict, VerificationResult, verify_payment
+
+if TYPE_CHECKING:
+    from steppay.subscription_models import Subscription
 
 logger = Logger(child=True)
 
