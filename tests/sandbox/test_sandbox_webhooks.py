@@ -366,6 +366,8 @@ def test_delay_fault_sends_later(
     assert time.monotonic() - started < 0.8  # the API call does not wait for the delay
     [request] = sandbox_webhooks.wait_for(v2_event("order.created", code=order["orderCode"]))
     assert request.received_at - started >= 1.0
+    # The delivery is logged once the receiver's answer is read: wait for it, not just the request.
+    assert sandbox.wait_for_webhooks(5)
     [entry] = sandbox_client.webhook_log(orderCode=order["orderCode"])
     assert entry["delayedMs"] == 1000 and entry["outcome"] == "delivered"
     started = time.monotonic()
