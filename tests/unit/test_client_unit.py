@@ -214,6 +214,77 @@ def test_get_order_by_code_sends_the_token_and_reads_exact_money(
     assert seen.headers["Accept"] == "application/json"
 
 
+_PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY")
+
+
+@pytest.fixture
+def clean_proxy_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    for name in _PROXY_VARS:
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+    return monkeypatch
+
+
+def _client(base_url: str) -> StepPayClient:
+    return StepPayClient(base_url, SecretStr(TOKEN), connect_timeout=1.0, read_timeout=1.0, max_retries=0)
+
+
+def test_a_proxy_set_in_the_environment_carries_the_calls(
+    stub: StubStepPay, clean_proxy_env: pytest.MonkeyPatch
+) -> None:
+    # The stub plays the proxy: requests sends it the absolute URL of a host that cannot resolve.
+    clean_proxy_env.setenv("HTTP_PROXY", stub.url)
+    stub.on("GET", f"/api/v1/orders/{CODE}", Reply(200, ORDER))
+    c = _client("http://steppay.invalid")
+    try:
+        assert c.get_order(CODE).order_code == CODE
+    finally:
+        c.close()
+    assert len(stub.calls("GET", f"/api/v1/orders/{CODE}")) == 1
+
+
+def test_no_proxy_is_honoured(stub: StubStepPay, clean_proxy_env: pytest.MonkeyPatch) -> None:
+    clean_proxy_env.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # nothing listens there
+    clean_proxy_env.setenv("NO_PROXY", "127.0.0.1")
+    stub.on("GET", f"/api/v1/orders/{CODE}", Reply(200, ORDER))
+    c = _client(stub.url)
+    try:
+        assert c.get_order(CODE).order_code == CODE
+    finally:
+        c.close()
+
+
+def test_the_environment_is_read_once_per_client(
+    stub: StubStepPay, clean_proxy_env: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    stub.on("GET", f"/api/v1/orders/{CODE}", Reply(200, ORDER))
+    c = _client(stub.url)
+    try:
+        # Set after the client exists: a proxy that does not answer, and a .netrc with credentials
+        # for the StepPay host. Neither is read on a call (requests would, per call, by default).
+        clean_proxy_env.setenv("HTTP_PROXY", "http://127.0.0.1:9")
+        netrc = tmp_path / "netrc"
+        netrc.write_text("machine 127.0.0.1 login someone password hunter2\n")
+        netrc.chmod(0o600)
+        clean_proxy_env.setenv("NETRC", str(netrc))
+        assert c.get_order(CODE).order_code == CODE
+    finally:
+        c.close()
+    (seen,) = stub.calls()
+    assert "Authorization" not in seen.headers
+
+
+def test_a_ca_bundle_from_the_environment_is_kept(clean_proxy_env: pytest.MonkeyPatch, tmp_path: Any) -> None:
+    bundle = tmp_path / "ca.pem"
+    bundle.write_text("")
+    clean_proxy_env.delenv("CURL_CA_BUNDLE", raising=False)
+    clean_proxy_env.setenv("REQUESTS_CA_BUNDLE", str(bundle))
+    session = client_module._session_for("https://api.steppay.kr")
+    assert session.verify == str(bundle) and session.trust_env is False
+    clean_proxy_env.delenv("REQUESTS_CA_BUNDLE")
+    assert client_module._session_for("https://api.steppay.kr").verify is True
+
+
 def test_get_order_by_id(stub: StubStepPay, client: StepPayClient) -> None:
     stub.on("GET", "/api/v1/orders/1001", Reply(200, ORDER))
     assert client.get_order(1001).order_code == CODE

@@ -24,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
+import os
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -210,7 +211,7 @@ class StepPayClient:
         self._timeout = (connect_timeout, read_timeout)
         self._zone = ZoneInfo(zone) if isinstance(zone, str) else zone
         self._on_call = on_call if on_call is not None else _log_call
-        self._session = session if session is not None else requests.Session()
+        self._session = session if session is not None else _session_for(self._base_url)
         adapter = HTTPAdapter(
             max_retries=build_retry(max_retries, max_retry_after=max_retry_after),
             pool_connections=4,
@@ -492,6 +493,22 @@ class StepPayClient:
                 self._on_call(record)
             except Exception:  # noqa: BLE001 - a measuring hook must never break a payment call
                 logger.warning("StepPay call hook failed", extra={"operation": operation})
+
+
+def _session_for(base_url: str) -> requests.Session:
+    """A Session with the environment's proxy and CA-bundle settings read once, here.
+
+    With `trust_env` on, requests re-reads them (and looks for a ~/.netrc) on every call; the
+    StepPay host never changes, so reading HTTPS_PROXY/NO_PROXY and REQUESTS_CA_BUNDLE once
+    per container gives the same result for less work on the warm path.
+    """
+    session = requests.Session()
+    session.proxies.update(requests.utils.get_environ_proxies(base_url))
+    bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+    if bundle:
+        session.verify = bundle
+    session.trust_env = False
+    return session
 
 
 def _attempts(response: requests.Response) -> int | None:

@@ -23,6 +23,7 @@ Rules the models follow:
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import uuid
@@ -255,13 +256,19 @@ class StepPayModel(BaseModel):
         if not cls._raw_dates or not isinstance(data, Mapping):
             return data
         updates: dict[str, Any] = {}
-        for field, raw_field in cls._raw_dates:
-            if to_camel(raw_field) in data or raw_field in data:
+        for field, field_alias, raw_field, raw_alias in _raw_date_names(cls._raw_dates):
+            if raw_alias in data or raw_field in data:
                 continue
-            value = data.get(to_camel(field), data.get(field))
+            value = data.get(field_alias, data.get(field))
             if isinstance(value, str):
-                updates[to_camel(raw_field)] = value
+                updates[raw_alias] = value
         return {**data, **updates} if updates else data
+
+
+@functools.cache
+def _raw_date_names(pairs: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str, str, str], ...]:
+    # (field, its alias, raw field, its alias), worked out once per model rather than per order.
+    return tuple((field, to_camel(field), raw, to_camel(raw)) for field, raw in pairs)
 
 
 def _merge_twins(data: Any, pairs: tuple[tuple[str, str, str], ...]) -> Any:

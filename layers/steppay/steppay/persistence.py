@@ -167,20 +167,26 @@ def _ints(data: dict[str, Any], *names: str) -> dict[str, Any]:
     return data
 
 
+# Field names, looked up once: `Model.model_fields` is a computed property on every access.
+_PAYMENT_FIELDS = frozenset(PaymentRecord.model_fields)
+_SUBSCRIPTION_FIELDS = frozenset(SubscriptionRecord.model_fields)
+_WEBHOOK_FIELDS = frozenset(StoredWebhook.model_fields)
+
+
 def record_from_item(item: dict[str, Any]) -> PaymentRecord:
-    data = {k: v for k, v in item.items() if k in PaymentRecord.model_fields}
+    data = {k: v for k, v in item.items() if k in _PAYMENT_FIELDS}
     _ints(data, "order_id", "customer_id", "subscription_id")
     data["subscription_ids"] = [int(v) for v in data.get("subscription_ids", [])]
     return PaymentRecord.model_validate(data)
 
 
 def subscription_from_item(item: dict[str, Any]) -> SubscriptionRecord:
-    data = {k: v for k, v in item.items() if k in SubscriptionRecord.model_fields}
+    data = {k: v for k, v in item.items() if k in _SUBSCRIPTION_FIELDS}
     return SubscriptionRecord.model_validate(_ints(data, "subscription_id", "customer_id", "order_id"))
 
 
 def webhook_from_item(item: dict[str, Any]) -> StoredWebhook:
-    data = {k: v for k, v in item.items() if k in StoredWebhook.model_fields}
+    data = {k: v for k, v in item.items() if k in _WEBHOOK_FIELDS}
     raw = data.get("raw_body")
     if raw is not None and not isinstance(raw, bytes):
         data["raw_body"] = bytes(raw.value if hasattr(raw, "value") else raw)
