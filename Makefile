@@ -68,5 +68,11 @@ deploy: build
 bench: bootstrap
 	PYTHONPATH=layers/steppay:sandbox:local:. $(PY) -m bench.run $(BENCH_ARGS)
 
+## Where a warm pay-url / verify invocation's CPU goes, segment by segment (Powertools layers,
+## payment-flow steps, StepPay client, store, log line), next to the floor. Never pass/fail.
+.PHONY: bench-segments
+bench-segments: bootstrap
+	PYTHONPATH=layers/steppay:sandbox:local:. $(PY) -m bench.segments $(BENCH_ARGS)
+
 clean:
 	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache .local-data test-artifacts
