@@ -59,6 +59,13 @@ PLATFORM_LOG_BYTES = 300
 SQS_REQUESTS_PER_MESSAGE = 3
 WRITE_OPS = ("PutItem", "UpdateItem", "DeleteItem")
 READ_OPS = ("GetItem",)
+# Orders and subscriptions carry `order_id`, so they are also written to the table's
+# OrderIdIndex: one index write per successful write (the projected item is far below 1 KB).
+# An upper bound: an update that changes no projected attribute writes nothing to the index.
+INDEXED_PREFIXES = ("ORDER", "SUBSCRIPTION")
+INDEX_WRU_PER_WRITE = 1
+# Reconciliation's Query on that index is eventually consistent: half a read unit per 4 KB.
+INDEX_QUERY_RRU = 0.5
 
 
 def billed_ms(wall_ms: float, cpu_ms: float, memory_mb: int, extra_io_ms: float = 0.0) -> int:
@@ -111,10 +118,12 @@ def flow_cost(
 
     wru = rru = 0.0
     for label, count in flow["dynamodb"].items():
-        operation, _table, prefix, _outcome = label.split("|")
+        operation, _table, prefix, outcome = label.split("|")
         size = item_sizes.get(prefix, 1024.0)
         if operation in WRITE_OPS:
             wru += count * _units(size, 1024)
+            if prefix in INDEXED_PREFIXES and outcome == "ok":
+                wru += count * INDEX_WRU_PER_WRITE
         elif operation in READ_OPS:
             rru += count * _units(size, 4096)
 
@@ -133,8 +142,11 @@ def flow_cost(
         for name, count in reconciliation["io_per_paid_order"].items():
             if name == "dynamodb.GetItem":
                 rru += reconciliation_passes * count
+            elif name == "dynamodb.Query":
+                rru += reconciliation_passes * count * INDEX_QUERY_RRU
             elif name in ("dynamodb.PutItem", "dynamodb.UpdateItem"):
-                wru += reconciliation_passes * count * _units(item_sizes.get("ORDER", 1024.0), 1024)
+                units = _units(item_sizes.get("ORDER", 1024.0), 1024) + INDEX_WRU_PER_WRITE
+                wru += reconciliation_passes * count * units
 
     sqs_requests = flow["webhooks"] * SQS_REQUESTS_PER_MESSAGE
     log_gb = (flow["log_bytes"] + lambda_requests * PLATFORM_LOG_BYTES) / 1e9

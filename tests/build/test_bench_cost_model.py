@@ -44,13 +44,15 @@ def test_flow_cost_adds_every_line_at_list_prices() -> None:
     quantities = result["quantities_per_flow"]
     assert quantities["lambda_requests"] == 2.0
     assert quantities["lambda_gb_seconds"] == pytest.approx(0.2)  # 2 x 100 ms x 1 GB
-    assert quantities["dynamodb_wru"] == 1 + 2  # a failed condition still costs; 1.5 KB = 2 WRU
+    # 400 B order: 1 WRU, plus 1 for its OrderIdIndex entry; a failed condition still costs (and
+    # writes no index entry); the 1.5 KB webhook is 2 WRU and not indexed.
+    assert quantities["dynamodb_wru"] == 1 + cost.INDEX_WRU_PER_WRITE + 2
     assert quantities["dynamodb_rru"] == 2
     assert quantities["sqs_requests"] == cost.SQS_REQUESTS_PER_MESSAGE
     usd = result["usd_per_million"]
     assert usd["Lambda duration (GB-s)"] == pytest.approx(0.2 * 0.0000133334 * 1e6, abs=0.01)
     assert usd["HTTP API requests"] == 2.0
-    assert usd["DynamoDB writes (WRU)"] == pytest.approx(3 * 0.625, abs=0.01)  # rounded to cents
+    assert usd["DynamoDB writes (WRU)"] == pytest.approx(4 * 0.625, abs=0.01)  # rounded to cents
     assert result["usd_per_million_total"] == pytest.approx(sum(usd.values()), abs=0.02)
     network = cost.flow_cost(
         flow, {"A": 1024}, {"ORDER": 400.0}, None, reconciliation_passes=0, production=True
@@ -58,6 +60,41 @@ def test_flow_cost_adds_every_line_at_list_prices() -> None:
     # Each invocation also waits for StepPay's assumed round trip.
     expected = 2 * (100 + cost.PRODUCTION_LATENCY_MS["steppay"]) / 1000
     assert network["quantities_per_flow"]["lambda_gb_seconds"] == pytest.approx(expected)
+
+
+def test_reconciliation_is_priced_per_paid_order_and_pass() -> None:
+    flow = {
+        "invocations": {},
+        "mean_wall_ms": {},
+        "mean_cpu_ms": {},
+        "calls_per_invocation": {},
+        "dynamodb": {},
+        "http_api_requests": 0.0,
+        "webhooks": 0.0,
+        "events_published": 0.0,
+        "log_bytes": 0.0,
+    }
+    skipped = {
+        "wall_ms_per_paid_order": 2.0,
+        "cpu_ms_per_paid_order": 2.0,
+        "io_per_paid_order": {"dynamodb.Query": 1.0},
+    }
+    confirmed = {
+        "wall_ms_per_paid_order": 2.0,
+        "cpu_ms_per_paid_order": 2.0,
+        "io_per_paid_order": {"dynamodb.Query": 1.0, "dynamodb.GetItem": 1.0, "dynamodb.UpdateItem": 1.0},
+    }
+    memory = {"ReconciliationFunction": 512}
+    q = cost.flow_cost(flow, memory, {"ORDER": 400.0}, skipped, reconciliation_passes=3)[
+        "quantities_per_flow"
+    ]
+    assert q["dynamodb_rru"] == pytest.approx(3 * cost.INDEX_QUERY_RRU) and q["dynamodb_wru"] == 0
+    q = cost.flow_cost(flow, memory, {"ORDER": 400.0}, confirmed, reconciliation_passes=3)[
+        "quantities_per_flow"
+    ]
+    assert q["dynamodb_rru"] == pytest.approx(3 * (cost.INDEX_QUERY_RRU + 1))
+    assert q["dynamodb_wru"] == 3 * (1 + cost.INDEX_WRU_PER_WRITE)
+    assert q["lambda_gb_seconds"] > 0
 
 
 def test_memory_rule_picks_the_smallest_size_within_budget() -> None:

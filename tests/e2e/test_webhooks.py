@@ -346,10 +346,57 @@ def test_reconciliation_finds_a_renewal_whose_webhooks_never_arrived(shop: Shop)
         what="reconciled renewal",
     )
     assert len(events) == 1
-    # A second run finds nothing new to fix for this order.
-    again = shop.stack.invoke("ReconciliationFunction", {"windowMinutes": 60})
-    assert again["failed"] == 0
+    # A second run finds nothing new to fix for this order, and does not even ask StepPay about
+    # it (it is recorded PAID): a lookup of it would now fail and count as `failed`.
+    _fail_lookups_of(shop, int(record["order_id"]))
+    try:
+        again = shop.stack.invoke("ReconciliationFunction", {"windowMinutes": 60})
+    finally:
+        _clear_faults(shop)
+    assert again["failed"] == 0, again
+    assert again["already_recorded"] >= 1, again
     assert shop.record(renewal["orderCode"]) == record
+
+
+def _fail_lookups_of(shop: Shop, order_id: int) -> None:
+    fault = {"path": f"/api/v1/orders/{order_id}", "method": "GET", "status": 503, "count": 1000}
+    assert shop.control("/faults", fault).status_code == 201
+
+
+def _clear_faults(shop: Shop) -> None:
+    shop.http.delete(f"{shop.stack.sandbox_url}/_sandbox/faults", timeout=10).raise_for_status()
+
+
+def test_reconciliation_records_a_refund_whose_webhooks_never_arrived(shop: Shop) -> None:
+    link = shop.new_pay_link()
+    code = link["orderCode"]
+    shop.control(f"/orders/{code}/complete", {"outcome": "success"})
+    assert shop.post("/payments/verify", {"orderCode": code}).json()["verdict"] == "PAID"
+    shop.settle_publisher()
+    try:
+        shop.control("/faults", {"webhooks": "drop", "count": 100})
+        assert shop.control(f"/orders/{code}/refund").status_code == 200
+        time.sleep(1)
+        assert shop.record(code)["state"] == "PAID"  # type: ignore[index]
+        # StepPay's order list shows the refund: the order is confirmed though recorded PAID.
+        report = shop.stack.invoke("ReconciliationFunction", {"windowMinutes": 60})
+        assert report["failed"] == 0, report
+        record = shop.record(code)
+        assert record is not None and record["state"] == "CANCELED"
+        canceled = _wait(
+            lambda: _events(shop, "Payment Canceled", lambda d: d["orderCode"] == code),
+            what="Payment Canceled from reconciliation",
+        )
+        assert len(canceled) == 1
+        # CANCELED is final: the next run skips it without asking StepPay.
+        _fail_lookups_of(shop, link["orderId"])
+        again = shop.stack.invoke("ReconciliationFunction", {"windowMinutes": 60})
+        assert again["failed"] == 0 and again["already_recorded"] >= 1, again
+        assert shop.record(code) == record
+    finally:
+        _clear_faults(shop)
+    shop.settle_publisher()
+    assert len(_events(shop, "Payment Canceled", lambda d: d["orderCode"] == code, wait=2)) == 1
 
 
 def test_initial_order_recorded_by_webhook_first_then_redirect_records_nothing_more(shop: Shop) -> None:

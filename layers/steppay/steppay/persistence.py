@@ -24,6 +24,9 @@ from steppay.problems import StorageUnavailable
 from steppay.settings import get_settings
 
 ORDER_SK = "ORDER"
+# Orders by StepPay's numeric id (StepPay's order list carries ids, not codes). Eventually
+# consistent: an order recorded a moment ago may not be there yet.
+ORDER_ID_INDEX = "OrderIdIndex"
 
 # Bounded so that an unavailable or throttling DynamoDB (or SQS) is reported as 503
 # `storage_unavailable` well within the functions' 10-15 s: botocore's legacy defaults retry
@@ -228,6 +231,23 @@ class _ItemTable:
         found = response.get("Item")
         return self._item(found) if found is not None else None
 
+    def query_index(self, index: str, attribute: str, value: Any) -> list[dict[str, Any]]:
+        """Every item whose `attribute` (the index's partition key) equals `value`."""
+        request: dict[str, Any] = {
+            "TableName": self._name,
+            "IndexName": index,
+            "KeyConditionExpression": "#k = :v",
+            "ExpressionAttributeNames": {"#k": attribute},
+            "ExpressionAttributeValues": {":v": self._serialize(value)},
+        }
+        items: list[dict[str, Any]] = []
+        while True:
+            response = self._client.query(**request)
+            items.extend(self._item(found) for found in response.get("Items", []))
+            if "LastEvaluatedKey" not in response:
+                return items
+            request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
     def put_new(self, item: dict[str, Any]) -> None:
         self._client.put_item(
             TableName=self._name,
@@ -271,6 +291,21 @@ class PaymentStore:
     def get_payment(self, order_code: str) -> PaymentRecord | None:
         item = self._get(order_key(order_code))
         return record_from_item(item) if item else None
+
+    def recorded_state_by_order_id(self, order_id: int) -> PaymentState | None:
+        """The state recorded for StepPay order `order_id`, from the index (None: not found).
+
+        The index is eventually consistent; callers use it only to skip work that a miss
+        would merely repeat (reconciliation), never to decide a payment.
+        """
+        try:
+            items = self._table.query_index(ORDER_ID_INDEX, "order_id", Decimal(order_id))
+        except (ClientError, BotoCoreError) as exc:
+            raise _storage_error(exc) from exc
+        for item in items:
+            if item.get("entity") == "order" and item.get("state") in PaymentState.__members__:
+                return PaymentState(item["state"])
+        return None
 
     def get_subscription(self, subscription_id: int) -> SubscriptionRecord | None:
         item = self._get(subscription_key(subscription_id))
