@@ -59,10 +59,10 @@ PLATFORM_LOG_BYTES = 300
 SQS_REQUESTS_PER_MESSAGE = 3
 WRITE_OPS = ("PutItem", "UpdateItem", "DeleteItem")
 READ_OPS = ("GetItem",)
-# Orders and subscriptions carry `order_id`, so they are also written to the table's
-# OrderIdIndex: one index write per successful write (the projected item is far below 1 KB).
-# An upper bound: an update that changes no projected attribute writes nothing to the index.
-INDEXED_PREFIXES = ("ORDER", "SUBSCRIPTION")
+# An order that becomes PAID or CANCELED (an UpdateItem; a pending order is a PutItem) also
+# writes its entry in the sparse SettledOrdersIndex, far below 1 KB. Counted for every
+# successful order update, an upper bound: a failed renewal's update writes no entry.
+INDEXED_WRITES = (("UpdateItem", "ORDER"),)
 INDEX_WRU_PER_WRITE = 1
 # Reconciliation's Query on that index is eventually consistent: half a read unit per 4 KB.
 INDEX_QUERY_RRU = 0.5
@@ -122,7 +122,7 @@ def flow_cost(
         size = item_sizes.get(prefix, 1024.0)
         if operation in WRITE_OPS:
             wru += count * _units(size, 1024)
-            if prefix in INDEXED_PREFIXES and outcome == "ok":
+            if (operation, prefix) in INDEXED_WRITES and outcome == "ok":
                 wru += count * INDEX_WRU_PER_WRITE
         elif operation in READ_OPS:
             rru += count * _units(size, 4096)
@@ -144,7 +144,9 @@ def flow_cost(
                 rru += reconciliation_passes * count
             elif name == "dynamodb.Query":
                 rru += reconciliation_passes * count * INDEX_QUERY_RRU
-            elif name in ("dynamodb.PutItem", "dynamodb.UpdateItem"):
+            elif name == "dynamodb.PutItem":
+                wru += reconciliation_passes * count * _units(item_sizes.get("ORDER", 1024.0), 1024)
+            elif name == "dynamodb.UpdateItem":
                 units = _units(item_sizes.get("ORDER", 1024.0), 1024) + INDEX_WRU_PER_WRITE
                 wru += reconciliation_passes * count * units
 

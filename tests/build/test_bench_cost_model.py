@@ -31,6 +31,7 @@ def test_flow_cost_adds_every_line_at_list_prices() -> None:
         "calls_per_invocation": {"A": {"steppay GET /api/v1/orders/{..}": 1.0}},
         "dynamodb": {
             "PutItem|t|ORDER|ok": 1.0,
+            "UpdateItem|t|ORDER|ok": 1.0,
             "UpdateItem|t|WEBHOOK|failed": 1.0,
             "GetItem|t|ORDER|ok": 2.0,
         },
@@ -44,15 +45,15 @@ def test_flow_cost_adds_every_line_at_list_prices() -> None:
     quantities = result["quantities_per_flow"]
     assert quantities["lambda_requests"] == 2.0
     assert quantities["lambda_gb_seconds"] == pytest.approx(0.2)  # 2 x 100 ms x 1 GB
-    # 400 B order: 1 WRU, plus 1 for its OrderIdIndex entry; a failed condition still costs (and
-    # writes no index entry); the 1.5 KB webhook is 2 WRU and not indexed.
-    assert quantities["dynamodb_wru"] == 1 + cost.INDEX_WRU_PER_WRITE + 2
+    # 400 B order: 1 WRU to put, 1 to update plus 1 for its SettledOrdersIndex entry; a failed
+    # condition still costs; the 1.5 KB webhook is 2 WRU and not indexed.
+    assert quantities["dynamodb_wru"] == 1 + (1 + cost.INDEX_WRU_PER_WRITE) + 2
     assert quantities["dynamodb_rru"] == 2
     assert quantities["sqs_requests"] == cost.SQS_REQUESTS_PER_MESSAGE
     usd = result["usd_per_million"]
     assert usd["Lambda duration (GB-s)"] == pytest.approx(0.2 * 0.0000133334 * 1e6, abs=0.01)
     assert usd["HTTP API requests"] == 2.0
-    assert usd["DynamoDB writes (WRU)"] == pytest.approx(4 * 0.625, abs=0.01)  # rounded to cents
+    assert usd["DynamoDB writes (WRU)"] == pytest.approx(5 * 0.625, abs=0.01)  # rounded to cents
     assert result["usd_per_million_total"] == pytest.approx(sum(usd.values()), abs=0.02)
     network = cost.flow_cost(
         flow, {"A": 1024}, {"ORDER": 400.0}, None, reconciliation_passes=0, production=True

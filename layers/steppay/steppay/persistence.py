@@ -24,9 +24,12 @@ from steppay.problems import StorageUnavailable
 from steppay.settings import get_settings
 
 ORDER_SK = "ORDER"
-# Orders by StepPay's numeric id (StepPay's order list carries ids, not codes). Eventually
-# consistent: an order recorded a moment ago may not be there yet.
-ORDER_ID_INDEX = "OrderIdIndex"
+# Settled orders (PAID or CANCELED) by StepPay's numeric id, for reconciliation: StepPay's order
+# list carries ids, not codes. Sparse (only settled orders carry the key, so a pending order or a
+# subscription costs no index write) and eventually consistent (a moment-old payment may be
+# missing: the caller then merely confirms it again).
+SETTLED_ORDERS_INDEX = "SettledOrdersIndex"
+SETTLED_ORDER_ID = "settled_order_id"
 
 # Bounded so that an unavailable or throttling DynamoDB (or SQS) is reported as 503
 # `storage_unavailable` well within the functions' 10-15 s: botocore's legacy defaults retry
@@ -39,6 +42,10 @@ class PaymentState(StrEnum):
     PAID = "PAID"  # StepPay confirmed the payment
     FAILED = "FAILED"  # StepPay confirmed that the charge failed (renewals)
     CANCELED = "CANCELED"  # a recorded payment was refunded or cancelled at StepPay
+
+
+# The states that carry SETTLED_ORDER_ID (reconciliation has nothing to learn about them).
+SETTLED_STATES = frozenset({PaymentState.PAID, PaymentState.CANCELED})
 
 
 class VerifiedVia(StrEnum):
@@ -292,19 +299,21 @@ class PaymentStore:
         item = self._get(order_key(order_code))
         return record_from_item(item) if item else None
 
-    def recorded_state_by_order_id(self, order_id: int) -> PaymentState | None:
-        """The state recorded for StepPay order `order_id`, from the index (None: not found).
+    def settled_state_by_order_id(self, order_id: int) -> PaymentState | None:
+        """PAID or CANCELED when StepPay order `order_id` is recorded so, from the index; else None.
 
         The index is eventually consistent; callers use it only to skip work that a miss
         would merely repeat (reconciliation), never to decide a payment.
         """
         try:
-            items = self._table.query_index(ORDER_ID_INDEX, "order_id", Decimal(order_id))
+            items = self._table.query_index(SETTLED_ORDERS_INDEX, SETTLED_ORDER_ID, Decimal(order_id))
         except (ClientError, BotoCoreError) as exc:
             raise _storage_error(exc) from exc
         for item in items:
-            if item.get("entity") == "order" and item.get("state") in PaymentState.__members__:
-                return PaymentState(item["state"])
+            if item.get("state") in PaymentState.__members__:
+                state = PaymentState(item["state"])
+                if state in SETTLED_STATES:
+                    return state
         return None
 
     def get_subscription(self, subscription_id: int) -> SubscriptionRecord | None:
@@ -380,9 +389,12 @@ class PaymentStore:
         condition = f"#state IN ({', '.join(placeholders)})"
         if allow_new:
             condition = f"attribute_not_exists(pk) OR {condition}"
+        values = _to_item(record, order_key(record.order_code), "order")
+        if record.state in SETTLED_STATES and record.order_id is not None:
+            values[SETTLED_ORDER_ID] = Decimal(record.order_id)  # joins SETTLED_ORDERS_INDEX
         item = self._update_if(
             order_key(record.order_code),
-            _to_item(record, order_key(record.order_code), "order"),
+            values,
             condition,
             placeholders,
             keep_if_present=frozenset({"merchant_ref", "created_at", "amount", "currency", "customer_id"}),

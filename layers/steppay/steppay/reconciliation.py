@@ -49,7 +49,7 @@ def reconcile(start: datetime, end: datetime, *, page_size: int = 100) -> Reconc
             continue
         report.paid_seen += 1
         try:
-            state = store.recorded_state_by_order_id(summary.id)
+            state = store.settled_state_by_order_id(summary.id)
             refund_shown = bool(summary.returned_amount)
             if state is PaymentState.CANCELED or (state is PaymentState.PAID and not refund_shown):
                 report.already_recorded += 1
