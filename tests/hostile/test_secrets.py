@@ -102,7 +102,7 @@ def test_the_card_number_check_can_fail() -> None:
     now = time.time()
     assert not any(_card_like(str(int(now * scale))) for scale in (10**3, 10**6, 10**9))
     # Found in text: standing alone, quoted, at the end of a sentence; not a float's fraction
-    # (these two, Luhn-valid, once failed a run from a latency figure in a log line).
+    # (these two, Luhn-valid, once failed a fresh-clone run: fractions of floats in what was seen).
     text = 'card 4111111111111111. {"pan": "6011000990139424"} took 0.320140868104479 s, 12.39638180675326'
     assert _card_like("320140868104479") and _card_like("39638180675326")
     assert set(DIGIT_RUN.findall(text)) == {"4111111111111111", "6011000990139424"}
