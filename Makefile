@@ -6,7 +6,7 @@ SAM_ENV := SAM_CLI_TELEMETRY=0 AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=loc
 	AWS_DEFAULT_REGION=ap-northeast-2 AWS_EC2_METADATA_DISABLED=true
 STAGE ?= dev
 
-.PHONY: bootstrap run sandbox reconcile test lint build deploy clean screenshot
+.PHONY: bootstrap run sandbox tap reconcile test lint build deploy clean screenshot
 
 bootstrap:
 	@bash scripts/bootstrap.sh
@@ -18,6 +18,10 @@ run: bootstrap
 ## Start only the StepPay sandbox at 127.0.0.1:8181.
 sandbox: bootstrap
 	PYTHONPATH=sandbox $(PY) -m steppay_sandbox serve
+
+## Print (and take) the events on the local bus's tap queue (make run in another terminal).
+tap: bootstrap
+	PYTHONPATH=layers/steppay:sandbox:local $(PY) -m steppay_local tap
 
 ## Run reconciliation once against the running local stack (make run in another terminal).
 reconcile: bootstrap
