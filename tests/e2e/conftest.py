@@ -41,6 +41,9 @@ class Shop:
     def control(self, path: str, body: Any | None = None) -> requests.Response:
         return self.http.post(f"{self.stack.sandbox_url}/_sandbox{path}", json=body or {}, timeout=30)
 
+    def clear_faults(self) -> None:
+        self.http.delete(f"{self.stack.sandbox_url}/_sandbox/faults", timeout=10).raise_for_status()
+
     def catalogue(self) -> dict[str, Any]:
         return seed_catalogue(self.steppay)
 
@@ -113,7 +116,7 @@ def shop(local_stack: Any) -> Shop:
 @pytest.fixture(autouse=True)
 def _clear_sandbox_faults(shop: Shop) -> Any:
     yield
-    shop.http.delete(f"{shop.stack.sandbox_url}/_sandbox/faults", timeout=10)
+    shop.clear_faults()
 
 
 def error_code(response: requests.Response) -> str:

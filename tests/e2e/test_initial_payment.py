@@ -216,5 +216,5 @@ def test_steppay_down_gives_503_with_retry_after_never_a_verdict(shop: Shop) -> 
     assert int(response.headers["Retry-After"]) > 0
     no_leak(response)
     assert shop.record(link["orderCode"])["state"] == "PENDING"  # type: ignore[index]
-    shop.http.delete(f"{shop.stack.sandbox_url}/_sandbox/faults", timeout=10)
+    shop.clear_faults()
     assert _verify(shop, link["orderCode"])["verdict"] == "PAID"

@@ -352,7 +352,7 @@ def test_reconciliation_finds_a_renewal_whose_webhooks_never_arrived(shop: Shop)
     try:
         again = shop.stack.invoke("ReconciliationFunction", {"windowMinutes": 60})
     finally:
-        _clear_faults(shop)
+        shop.clear_faults()
     assert again["failed"] == 0, again
     assert again["already_recorded"] >= 1, again
     assert shop.record(renewal["orderCode"]) == record
@@ -361,10 +361,6 @@ def test_reconciliation_finds_a_renewal_whose_webhooks_never_arrived(shop: Shop)
 def _fail_lookups_of(shop: Shop, order_id: int) -> None:
     fault = {"path": f"/api/v1/orders/{order_id}", "method": "GET", "status": 503, "count": 1000}
     assert shop.control("/faults", fault).status_code == 201
-
-
-def _clear_faults(shop: Shop) -> None:
-    shop.http.delete(f"{shop.stack.sandbox_url}/_sandbox/faults", timeout=10).raise_for_status()
 
 
 def test_reconciliation_records_a_refund_whose_webhooks_never_arrived(shop: Shop) -> None:
@@ -394,7 +390,7 @@ def test_reconciliation_records_a_refund_whose_webhooks_never_arrived(shop: Shop
         assert again["failed"] == 0 and again["already_recorded"] >= 1, again
         assert shop.record(code) == record
     finally:
-        _clear_faults(shop)
+        shop.clear_faults()
     shop.settle_publisher()
     assert len(_events(shop, "Payment Canceled", lambda d: d["orderCode"] == code, wait=2)) == 1
 
