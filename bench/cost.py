@@ -139,16 +139,16 @@ def flow_cost(
             * memory[function]
             / MIB
         )
+        order_wru = _units(item_sizes.get("ORDER", 1024.0), 1024)
         for name, count in reconciliation["io_per_paid_order"].items():
             if name == "dynamodb.GetItem":
                 rru += reconciliation_passes * count
             elif name == "dynamodb.Query":
                 rru += reconciliation_passes * count * INDEX_QUERY_RRU
             elif name == "dynamodb.PutItem":
-                wru += reconciliation_passes * count * _units(item_sizes.get("ORDER", 1024.0), 1024)
-            elif name == "dynamodb.UpdateItem":
-                units = _units(item_sizes.get("ORDER", 1024.0), 1024) + INDEX_WRU_PER_WRITE
-                wru += reconciliation_passes * count * units
+                wru += reconciliation_passes * count * order_wru
+            elif name == "dynamodb.UpdateItem":  # an order update also writes its index entry
+                wru += reconciliation_passes * count * (order_wru + INDEX_WRU_PER_WRITE)
 
     sqs_requests = flow["webhooks"] * SQS_REQUESTS_PER_MESSAGE
     log_gb = (flow["log_bytes"] + lambda_requests * PLATFORM_LOG_BYTES) / 1e9

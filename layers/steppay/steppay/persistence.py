@@ -310,10 +310,8 @@ class PaymentStore:
         except (ClientError, BotoCoreError) as exc:
             raise _storage_error(exc) from exc
         for item in items:
-            if item.get("state") in PaymentState.__members__:
-                state = PaymentState(item["state"])
-                if state in SETTLED_STATES:
-                    return state
+            if item.get("state") in SETTLED_STATES:  # StrEnum members equal their values
+                return PaymentState(item["state"])
         return None
 
     def get_subscription(self, subscription_id: int) -> SubscriptionRecord | None:
