@@ -78,5 +78,11 @@ bench: bootstrap
 bench-segments: bootstrap
 	PYTHONPATH=layers/steppay:sandbox:local:. $(PY) -m bench.segments $(BENCH_ARGS)
 
+## What the warm pay-url gap to its floor is made of, by switching parts off one at a time
+## (in the bench process only) and measuring the gap again. Never pass/fail.
+.PHONY: bench-ablation
+bench-ablation: bootstrap
+	PYTHONPATH=layers/steppay:sandbox:local:. $(PY) -m bench.ablation $(BENCH_ARGS)
+
 clean:
 	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache .local-data test-artifacts
