@@ -87,6 +87,14 @@ def leaks(text: str, extra: tuple[str, ...] = ()) -> list[str]:
     return [marker for marker in (*LEAK_MARKERS, *extra) if marker in text]
 
 
+def _sent_text(path: str, kwargs: dict[str, Any]) -> str:
+    """What a request carries that the tests made up: path, query, body (for the card scan)."""
+    data = kwargs.get("data")
+    body = data.decode("utf-8", "replace") if isinstance(data, bytes) else str(data or "")
+    made_up = [kwargs.get("params"), kwargs.get("json")]
+    return " ".join((path, *(json.dumps(value, default=str) for value in made_up), body))
+
+
 def plain(value: Any) -> Any:
     """DynamoDB items as JSON-able values (Decimal -> int/str, Binary -> bytes text)."""
     if isinstance(value, dict):
@@ -137,6 +145,7 @@ class Harness:
     def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         kwargs.setdefault("timeout", 60)
         kwargs.setdefault("allow_redirects", False)
+        self.report.sent(_sent_text(path, kwargs))
         response = self.http.request(method, f"{self.stack.api_url}{path}", **kwargs)
         self.report.saw(response.text)
         self.report.saw(json.dumps(dict(response.headers)))

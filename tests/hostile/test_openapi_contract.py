@@ -110,6 +110,8 @@ def test_schemathesis(
     @given(case=operation.as_strategy(generation_mode=mode))
     def run(case: Any) -> None:
         counts["tried"] += 1
+        body = case.body.decode("utf-8", "replace") if isinstance(case.body, bytes) else case.body
+        h.report.sent(json.dumps([case.path_parameters, case.query, body], default=str))
         response = case.call(base_url=h.stack.api_url, session=h.http, timeout=60)
         h.report.saw(response.text)
         case.validate_response(response, checks=CHECKS)
