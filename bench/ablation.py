@@ -22,34 +22,10 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from bench.backends import ORDER_BODY
-from bench.warm import timed
-
-ROOT = Path(__file__).resolve().parents[1]
-OUT = ROOT / "bench-results"
-_ABSENT = object()
-
-
-class Patches:
-    """Attribute swaps undone in reverse order."""
-
-    def __init__(self) -> None:
-        self._undo: list[tuple[Any, str, Any]] = []
-
-    def swap(self, owner: Any, attr: str, replacement: Any) -> None:
-        self._undo.append((owner, attr, vars(owner).get(attr, _ABSENT)))
-        setattr(owner, attr, replacement)
-
-    def restore(self) -> None:
-        for owner, attr, original in reversed(self._undo):
-            if original is _ABSENT:
-                delattr(owner, attr)
-            else:
-                setattr(owner, attr, original)
-        self._undo.clear()
+from bench.segments import OUT, ROOT, Patches
 
 
 @dataclass(frozen=True)
@@ -161,15 +137,12 @@ def applied(variant: Variant) -> Iterator[None]:
 
 
 def alternate(bench: Any, count: int) -> dict[str, float]:
-    """`count` pay-url calls, handler and floor alternating (which goes first alternates too)."""
-    handler: list[float] = []
-    floor: list[float] = []
-    for i in range(count):
-        pair = ((lambda: bench.handler_pay_url(), handler), (lambda: bench.floor.pay_url(), floor))
-        for call, series in pair if i % 2 == 0 else reversed(pair):
-            _, wall, _ = timed(call)
-            series.append(wall)
-    handler_p50, floor_p50 = statistics.median(handler), statistics.median(floor)
+    """`count` pay-url calls, handler and floor alternating, as `make bench` runs them."""
+    from bench.warm import EndpointResult
+
+    result = EndpointResult()
+    bench._alternate(result, count, 0, lambda i: bench.handler_pay_url(), lambda i: bench.floor.pay_url())
+    handler_p50, floor_p50 = statistics.median(result.handler.wall), statistics.median(result.floor.wall)
     return {"handler_p50_ms": handler_p50, "floor_p50_ms": floor_p50, "gap_ms": handler_p50 - floor_p50}
 
 

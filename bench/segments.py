@@ -30,6 +30,25 @@ OUT = ROOT / "bench-results"
 _ABSENT = object()
 
 
+class Patches:
+    """Attribute swaps for the bench process, undone in reverse order."""
+
+    def __init__(self) -> None:
+        self._undo: list[tuple[Any, str, Any]] = []  # (owner, name, what its __dict__ held)
+
+    def swap(self, owner: Any, attr: str, replacement: Any) -> None:
+        self._undo.append((owner, attr, vars(owner).get(attr, _ABSENT)))
+        setattr(owner, attr, replacement)
+
+    def restore(self) -> None:
+        for owner, attr, original in reversed(self._undo):
+            if original is _ABSENT:  # an instance that used its class's method
+                delattr(owner, attr)
+            else:
+                setattr(owner, attr, original)
+        self._undo.clear()
+
+
 class SegmentClock:
     """CPU per labelled segment, minus the CPU spent inside I/O calls made within it."""
 
@@ -37,11 +56,8 @@ class SegmentClock:
         self.io = 0.0
         self.io_by: defaultdict[str, float] = defaultdict(float)
         self.totals: defaultdict[str, float] = defaultdict(float)
-        self._patched: list[tuple[Any, str, Any]] = []  # (owner, name, what its __dict__ held)
-
-    def _swap(self, owner: Any, attr: str, replacement: Any) -> None:
-        self._patched.append((owner, attr, vars(owner).get(attr, _ABSENT)))
-        setattr(owner, attr, replacement)
+        self._patches = Patches()
+        self._swap = self._patches.swap
 
     def io_call(self, owner: Any, attr: str, label: str) -> None:
         original = getattr(owner, attr)
@@ -83,12 +99,7 @@ class SegmentClock:
         self.totals.clear()
 
     def restore(self) -> None:
-        for owner, attr, original in reversed(self._patched):
-            if original is _ABSENT:  # an instance that used its class's method
-                delattr(owner, attr)
-            else:
-                setattr(owner, attr, original)
-        self._patched.clear()
+        self._patches.restore()
 
 
 def instrument(clock: SegmentClock, modules: dict[str, Any]) -> None:
