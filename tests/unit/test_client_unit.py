@@ -59,8 +59,8 @@ class Reply:
     status: int = 200
     body: Any = None  # dict/list → JSON (Decimal kept exact); bytes/str as is
     headers: dict[str, str] = field(default_factory=dict)
-    delay: float = 0.0
     drop: bool = False
+    hang: bool = False  # never answer in time: held until the stub stops, whatever the machine's load
 
 
 @dataclass
@@ -91,6 +91,7 @@ class StubStepPay:
         self.routes: dict[tuple[str, str], deque[Reply]] = {}
         self.seen: list[Seen] = []
         self.lock = threading.Lock()
+        self.released = threading.Event()
         stub = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -116,8 +117,10 @@ class StubStepPay:
                         )
                     else:
                         reply = queue.popleft() if len(queue) > 1 else queue[0]
-                if reply.delay:
-                    time.sleep(reply.delay)
+                if reply.hang:
+                    stub.released.wait(60)
+                    self.close_connection = True
+                    return
                 if reply.drop:
                     self.close_connection = True
                     self.connection.shutdown(socket.SHUT_RDWR)
@@ -161,6 +164,7 @@ class StubStepPay:
             ]
 
     def stop(self) -> None:
+        self.released.set()
         self.server.shutdown()
         self.server.server_close()
 
@@ -177,13 +181,18 @@ def records() -> list[CallRecord]:
     return []
 
 
+# Long enough that a loaded CI machine still answers a plain reply in time (0.4 s was not: one
+# run's stub took longer and a retry test saw an extra call); timeouts are forced with hang=True.
+READ_TIMEOUT = 1.5
+
+
 @pytest.fixture
 def client(stub: StubStepPay, records: list[CallRecord]) -> Iterator[StepPayClient]:
     c = StepPayClient(
         stub.url,
         SecretStr(TOKEN),
         connect_timeout=1.0,
-        read_timeout=0.4,
+        read_timeout=READ_TIMEOUT,
         max_retries=2,
         on_call=records.append,
     )
@@ -613,22 +622,22 @@ def test_writes_are_never_retried_on_503(method: str, stub: StubStepPay, client:
 
 
 def test_get_read_timeout_is_retried_then_unavailable(stub: StubStepPay, client: StepPayClient) -> None:
-    stub.on("GET", f"/api/v1/orders/{CODE}", Reply(200, ORDER, delay=0.8))
+    stub.on("GET", f"/api/v1/orders/{CODE}", Reply(hang=True))
     started = time.monotonic()
     with pytest.raises(StepPayUnavailable):
         client.get_order(CODE)
-    assert time.monotonic() - started >= 3 * 0.4
+    assert time.monotonic() - started >= 3 * READ_TIMEOUT
     assert len(stub.calls()) == 3
 
 
 def test_get_read_timeout_once_then_success(stub: StubStepPay, client: StepPayClient) -> None:
-    stub.on("GET", f"/api/v1/orders/{CODE}", Reply(200, ORDER, delay=0.8), Reply(200, ORDER))
+    stub.on("GET", f"/api/v1/orders/{CODE}", Reply(hang=True), Reply(200, ORDER))
     assert client.get_order(CODE).order_id == 1001
     assert len(stub.calls()) == 2
 
 
 def test_post_read_timeout_is_not_retried(stub: StubStepPay, client: StepPayClient) -> None:
-    stub.on("POST", "/api/v1/orders", Reply(201, ORDER, delay=0.8))
+    stub.on("POST", "/api/v1/orders", Reply(hang=True))
     with pytest.raises(StepPayUnavailable, match="in time"):
         client.create_order(order_request())
     time.sleep(0.5)
