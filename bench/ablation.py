@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bench.backends import ORDER_BODY
-from bench.segments import OUT, ROOT, Patches
+from bench.segments import OUT, Patches, write_results
 
 
 @dataclass(frozen=True)
@@ -204,8 +204,7 @@ def main(argv: list[str] | None = None) -> int:
         low, high = row["saving_range_ms"]
         saving = "-" if name == "as shipped" else f"{row['saving_ms']} [{low} .. {high}]"
         print(f"| {name} | {row['what']} | {row['ratio_p50']}x | {row['gap_ms']} | {saving} |")
-    (OUT / "ablation.json").write_text(json.dumps(results, indent=2), encoding="utf-8")
-    print(f"\nwritten: {(OUT / 'ablation.json').relative_to(ROOT)}")
+    write_results("ablation.json", results)
     return 0
 
 

@@ -49,6 +49,13 @@ class Patches:
         self._undo.clear()
 
 
+def write_results(filename: str, results: dict[str, Any]) -> None:
+    """A bench's figures as JSON in bench-results/, and where they went."""
+    path = OUT / filename
+    path.write_text(json.dumps(results, indent=2), encoding="utf-8")
+    print(f"\nwritten: {path.relative_to(ROOT)}")
+
+
 class SegmentClock:
     """CPU per labelled segment, minus the CPU spent inside I/O calls made within it."""
 
@@ -57,7 +64,6 @@ class SegmentClock:
         self.io_by: defaultdict[str, float] = defaultdict(float)
         self.totals: defaultdict[str, float] = defaultdict(float)
         self._patches = Patches()
-        self._swap = self._patches.swap
 
     def io_call(self, owner: Any, attr: str, label: str) -> None:
         original = getattr(owner, attr)
@@ -73,7 +79,7 @@ class SegmentClock:
                 clock.io += spent
                 clock.io_by[label] += spent
 
-        self._swap(owner, attr, timed_io)
+        self._patches.swap(owner, attr, timed_io)
 
     def segment(self, owner: Any, attr: str, label: str) -> None:
         original = getattr(owner, attr)
@@ -91,7 +97,7 @@ class SegmentClock:
                 if depth[0] == 0:  # recursion is counted once
                     clock.totals[label] += (time.thread_time() - started) - (clock.io - io_before)
 
-        self._swap(owner, attr, timed)
+        self._patches.swap(owner, attr, timed)
 
     def reset(self) -> None:
         self.io = 0.0
@@ -221,8 +227,7 @@ def main(argv: list[str] | None = None) -> int:
             if label.startswith("pay-url:" if name == "verify" else "verify:"):
                 continue
             print(f"| {label} | {value} | {floor['segments_ms'].get(label, '-')} |")
-    (OUT / "segments.json").write_text(json.dumps(results, indent=2), encoding="utf-8")
-    print(f"\nwritten: {(OUT / 'segments.json').relative_to(ROOT)}")
+    write_results("segments.json", results)
     return 0
 
 
