@@ -10,7 +10,7 @@ result page with the outcome, whatever the redirect's own `status` claimed.
 from typing import Annotated, Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.logging import correlation_paths
@@ -21,13 +21,16 @@ from steppay.api_models import MAX_ID, ORDER_CODE_PATTERN, VerifyRequest, Verify
 from steppay.http import NO_STORE, documented_responses, register_error_handlers, resolve_http
 from steppay.persistence import VerifiedVia
 from steppay.service import get_payment_flows, get_settings
+from steppay.snapstart import register_snapstart_hooks
+from steppay.tracing import get_tracer
 from steppay.verification import Verdict
 
 logger = Logger()
-tracer = Tracer()
+tracer = get_tracer()
 metrics = Metrics()
 app = APIGatewayHttpResolver(enable_validation=True)
 register_error_handlers(app)
+register_snapstart_hooks()  # SnapStart: warm before the snapshot, renew after a restore
 
 RESULT_FOR_VERDICT = {
     Verdict.PAID: "paid",
@@ -85,7 +88,7 @@ def verify_payment(request: VerifyRequest) -> Response[VerifyResponse]:
 )
 @tracer.capture_method
 def payment_callback(
-    order_code: Annotated[str, Query(alias="order_code", pattern=ORDER_CODE_PATTERN)],
+    order_code: Annotated[str, Query(alias="order_code", max_length=64, pattern=ORDER_CODE_PATTERN)],
     order_id: Annotated[int | None, Query(alias="order_id", gt=0, le=MAX_ID)] = None,
     status: Annotated[str | None, Query(alias="status", max_length=32, pattern=r"^[A-Za-z_]*$")] = None,
 ) -> Response[str]:

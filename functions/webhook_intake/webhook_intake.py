@@ -11,7 +11,7 @@ call to StepPay and answers quickly even when StepPay is slow.
 import base64
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
@@ -19,13 +19,17 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from steppay.api_models import MAX_ID, WebhookAck
 from steppay.http import NO_STORE, documented_responses, register_error_handlers, resolve_http
-from steppay.intake import accept_webhook
+from steppay.intake import accept_webhook, check_webhook_keys
+from steppay.snapstart import register_snapstart_hooks
+from steppay.tracing import get_tracer
 
 logger = Logger()
-tracer = Tracer()
+tracer = get_tracer()
 metrics = Metrics()
 app = APIGatewayHttpResolver()
 register_error_handlers(app)
+register_snapstart_hooks()  # SnapStart: warm before the snapshot, renew after a restore
+check_webhook_keys()  # a blank key is said once, at start, not discovered per webhook
 
 MAX_WEBHOOK_BYTES = 256 * 1024
 

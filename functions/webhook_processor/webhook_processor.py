@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
@@ -21,9 +21,10 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 # and this path always needs StepPay's client and the payment flows.
 import steppay.service  # noqa: F401
 from steppay.intake import process_stored_webhook
+from steppay.tracing import get_tracer
 
 logger = Logger()
-tracer = Tracer()
+tracer = get_tracer()
 metrics = Metrics()
 processor = BatchProcessor(event_type=EventType.SQS)
 

@@ -7,26 +7,59 @@ OpenAPI document describes. Identifiers are constrained here already, so a value
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    WithJsonSchema,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 
 from steppay.verdicts import Verdict
 
-ORDER_CODE_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+# An order code as the shopper's page gives it: a bare number is an order id, never accepted here.
+ORDER_CODE_PATTERN = r"^[A-Za-z0-9_-]{0,63}[A-Za-z_-][A-Za-z0-9_-]{0,63}$"
 CATALOGUE_CODE_PATTERN = r"^[A-Za-z0-9_.:-]{1,128}$"
+CHECKOUT_ID_PATTERN = r"^chk_[0-9a-f]{32}$"
+MERCHANT_REF_PATTERN = r"^[^\x00-\x1f\x7f]+$"
+# Printable ASCII, as Stripe's Idempotency-Key (a UUID fits).
+IDEMPOTENCY_KEY_PATTERN = re.compile(r"[\x21-\x7e]{1,255}", re.ASCII)
 MAX_ID = 2**63 - 1
 
-OrderCode = Annotated[str, StringConstraints(pattern=ORDER_CODE_PATTERN)]
+OrderCode = Annotated[str, StringConstraints(max_length=64, pattern=ORDER_CODE_PATTERN)]
 OrderId = Annotated[int, Field(gt=0, le=MAX_ID, strict=True)]
 CatalogueCode = Annotated[str, StringConstraints(pattern=CATALOGUE_CODE_PATTERN)]
 RedirectUrl = Annotated[str, StringConstraints(min_length=1, max_length=2048)]
+
+
+def _no_float(value: object) -> object:
+    if isinstance(value, float | bool):
+        raise ValueError("amounts are integers or decimal strings, never floats")
+    return value
+
+
+AMOUNT_PATTERN = r"^[0-9]{1,13}(\.[0-9]{1,2})?$"
+# An integer or a decimal string on the wire (what the JSON schema says too): never a float.
+Amount = Annotated[
+    Decimal,
+    BeforeValidator(_no_float),
+    Field(ge=0, max_digits=15, decimal_places=2, allow_inf_nan=False),
+    WithJsonSchema(
+        {"anyOf": [{"type": "integer", "minimum": 0}, {"type": "string", "pattern": AMOUNT_PATTERN}]}
+    ),
+]
 # The merchant's own reference: printable text, no control characters.
-MerchantRef = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f]+$")]
+MerchantRef = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=MERCHANT_REF_PATTERN)]
 
 
 class ApiModel(BaseModel):
@@ -40,54 +73,112 @@ class ApiModel(BaseModel):
     )
 
 
-class OrderItemInput(ApiModel):
+class CheckoutItemInput(ApiModel):
+    """One line the merchant sells: StepPay prices it from its own catalogue."""
+
     product_code: CatalogueCode
     price_code: CatalogueCode
     currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
-    minimum_quantity: Annotated[int, Field(ge=1, le=1000, strict=True)] = 1
-    maximum_quantity: Annotated[int, Field(ge=1, le=1000, strict=True)] | None = None
-
-
-class OrderInput(ApiModel):
-    """An order for StepPay to create now; StepPay computes the amount from its catalogue."""
-
-    customer_id: OrderId | None = None
-    customer_code: CatalogueCode | None = None
-    customer_uuid: uuid.UUID | None = None
-    items: Annotated[list[OrderItemInput], Field(min_length=1, max_length=20)]
-    purchase_deadline: AwareDatetime | None = None
+    quantity: Annotated[int, Field(ge=1, le=1000, strict=True)] = 1
+    # When the shopper may raise the quantity on StepPay's pay page (up to this many).
+    max_quantity: Annotated[int, Field(ge=1, le=1000, strict=True)] | None = None
 
     @model_validator(mode="after")
-    def _one_customer(self) -> OrderInput:
-        if self.customer_id is None and self.customer_code is None and self.customer_uuid is None:
-            raise ValueError("one of customerId, customerCode or customerUuid is required")
+    def _bounds(self) -> CheckoutItemInput:
+        if self.max_quantity is not None and self.max_quantity < self.quantity:
+            raise ValueError("maxQuantity must not be below quantity")
         return self
 
 
-class PayUrlRequest(ApiModel):
-    order_code: OrderCode | None = None
-    order: OrderInput | None = None
+class CheckoutRequest(ApiModel):
+    """`POST /checkouts`, sent by the merchant's backend: what is sold, to whom, for how much.
+
+    Nothing here comes from a shopper's browser: the route is authenticated (AWS_IAM), and the
+    answer's `payUrl` is all the browser gets.
+    """
+
+    merchant_ref: MerchantRef
+    customer_id: OrderId | None = None
+    customer_code: CatalogueCode | None = None
+    customer_uuid: uuid.UUID | None = None
+    items: Annotated[list[CheckoutItemInput], Field(min_length=1, max_length=20)]
     success_url: RedirectUrl
     error_url: RedirectUrl
     cancel_url: RedirectUrl | None = None
     lang: Literal["ko", "en"] | None = None
-    merchant_ref: MerchantRef | None = None
+    # The total the merchant expects StepPay to charge (checked at registration and at payment).
+    expected_amount: Amount | None = None
+    expires_at: AwareDatetime | None = None
 
     @model_validator(mode="after")
-    def _order_or_code(self) -> PayUrlRequest:
-        if (self.order_code is None) == (self.order is None):
-            raise ValueError("give exactly one of orderCode or order")
+    def _one_customer(self) -> CheckoutRequest:
+        given = [v for v in (self.customer_id, self.customer_code, self.customer_uuid) if v is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of customerId, customerCode or customerUuid")
+        codes = [(i.product_code, i.price_code) for i in self.items]
+        if len(set(codes)) != len(codes):
+            raise ValueError("each productCode/priceCode pair may appear once in items")
         return self
 
 
-class PayUrlResponse(ApiModel):
+class CheckoutResponse(ApiModel):
+    """`POST /checkouts`: hand only `payUrl` (or `orderCode`) to the shopper's browser."""
+
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
 
+    checkout_id: str
+    merchant_ref: str
     order_code: str
     order_id: int
     pay_url: str
-    amount: Decimal | None
+    amount: Decimal
+    currency: str
+    expires_at: datetime
+
+
+class RegisteredItemView(ApiModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
+
+    product_code: str
+    price_code: str
+    currency: str
+    quantity: int
+    max_quantity: int | None
+
+
+class CustomerView(ApiModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
+
+    id: int | None
+    code: str | None
+    uuid: str | None
+
+
+class CheckoutView(ApiModel):
+    """`GET /checkouts/{checkoutId}` (merchant backend only): the registration and what came of it."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
+
+    checkout_id: str
+    merchant_ref: str
+    order_code: str
+    order_id: int | None
+    state: str  # PENDING, PAID, MISMATCH, FAILED, CANCELED
+    pay_url: str | None
+    customer: CustomerView
+    items: list[RegisteredItemView]
+    amount: Decimal | None  # what StepPay priced the registered lines at
+    expected_amount: Decimal | None
     currency: str | None
+    created_at: datetime | None
+    expires_at: datetime | None
+    paid_at: datetime | None
+    paid_amount: Decimal | None
+    payment_method: str | None
+    subscription_ids: list[int]
+    mismatches: list[str]
+    returned_amount: Decimal | None
+    canceled_at: datetime | None
 
 
 class VerifyRequest(ApiModel):
@@ -98,18 +189,20 @@ class VerifyRequest(ApiModel):
 
 
 class VerifyResponse(ApiModel):
+    """What the shopper's page may know: the verdict on the order it named, nothing more.
+
+    No merchantRef, customer or subscription ids: the page is public, and anyone can call it
+    with an order code they saw.
+    """
+
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
 
     verified: bool
     verdict: Verdict
     order_code: str
-    order_id: int | None
-    order_type: str | None
     amount: Decimal | None
     currency: str | None
     paid_at: datetime | None
-    merchant_ref: str | None
-    subscription_ids: list[int]
 
 
 class ErrorBody(BaseModel):

@@ -19,7 +19,7 @@ from typing import Any
 
 import boto3
 
-from steppay.persistence import PaymentRecord, PaymentState, SubscriptionRecord
+from steppay.persistence import PaymentRecord, PaymentState, Registration, SubscriptionRecord
 from steppay.settings import get_settings
 
 EVENT_SOURCE = "steppay.payments"
@@ -27,7 +27,17 @@ PAYMENT_VERIFIED = "Payment Verified"
 RENEWAL_PAYMENT_VERIFIED = "Renewal Payment Verified"
 RENEWAL_PAYMENT_FAILED = "Renewal Payment Failed"
 PAYMENT_CANCELED = "Payment Canceled"
+PAYMENT_MISMATCH = "Payment Mismatch"
 SUBSCRIPTION_STATUS_CHANGED = "Subscription Status Changed"
+# Every detail-type the outbox publishes (the publisher counts each as `<DetailType>Events`).
+DETAIL_TYPES = (
+    PAYMENT_VERIFIED,
+    PAYMENT_MISMATCH,
+    RENEWAL_PAYMENT_VERIFIED,
+    RENEWAL_PAYMENT_FAILED,
+    PAYMENT_CANCELED,
+    SUBSCRIPTION_STATUS_CHANGED,
+)
 RENEWAL_ORDER_TYPE = "RECURRING"
 PUT_EVENTS_BATCH = 10  # EventBridge's limit per PutEvents call
 
@@ -47,16 +57,58 @@ def _money(value: Decimal | None) -> str | None:
     return str(value) if value is not None else None
 
 
+def _customer(registration: Registration | None, customer_id: int | None) -> dict[str, Any]:
+    if registration is None:
+        return {"id": customer_id, "code": None, "uuid": None}
+    return {
+        "id": registration.customer_id,
+        "code": registration.customer_code,
+        "uuid": registration.customer_uuid,
+    }
+
+
+def _registered(registration: Registration | None) -> dict[str, Any]:
+    """What the merchant's backend bound at registration: a subscriber checks it against its own order."""
+    return {
+        "checkoutId": registration.checkout_id if registration is not None else None,
+        "merchantRef": registration.merchant_ref if registration is not None else None,
+        "items": [
+            {
+                "productCode": item.product_code,
+                "priceCode": item.price_code,
+                "currency": item.currency,
+                "quantity": item.quantity,
+                "maxQuantity": item.max_quantity,
+            }
+            for item in (registration.items if registration is not None else [])
+        ],
+    }
+
+
+def _charged(record: PaymentRecord) -> list[dict[str, Any]]:
+    return [
+        {
+            "productCode": item.product_code,
+            "priceCode": item.price_code,
+            "quantity": item.quantity,
+            "unitPrice": _money(item.unit_price),
+        }
+        for item in record.charged_items
+    ]
+
+
 def _order_detail(record: PaymentRecord, change: str) -> dict[str, Any]:
     return {
         "eventId": event_id_for(record.order_code, change),
         "orderCode": record.order_code,
         "orderId": record.order_id,
         "orderType": record.order_type,
+        **_registered(record.registration),
+        "chargedItems": _charged(record),
         "amount": _money(record.paid_amount if record.paid_amount is not None else record.amount),
         "currency": record.currency,
+        "customer": _customer(record.registration, record.customer_id),
         "customerId": record.customer_id,
-        "merchantRef": record.merchant_ref,
         "subscriptionIds": list(record.subscription_ids),
     }
 
@@ -100,6 +152,17 @@ def payment_canceled_detail(record: PaymentRecord) -> dict[str, Any]:
     }
 
 
+def payment_mismatch_detail(record: PaymentRecord) -> dict[str, Any]:
+    """`Payment Mismatch` (events/schemas/payment-mismatch.json): money taken for the wrong thing."""
+    registration = record.registration
+    return {
+        **payment_verified_detail(record),
+        "eventId": event_id_for(record.order_code, "payment-mismatch"),
+        "expectedAmount": _money(registration.expected_amount if registration is not None else None),
+        "mismatches": list(record.mismatches),
+    }
+
+
 def subscription_changed_detail(old: SubscriptionRecord | None, new: SubscriptionRecord) -> dict[str, Any]:
     """`Subscription Status Changed` (events/schemas/subscription-status-changed.json)."""
     observed = new.observed_at.isoformat()
@@ -112,7 +175,8 @@ def subscription_changed_detail(old: SubscriptionRecord | None, new: Subscriptio
         "customerId": new.customer_id,
         "orderCode": new.order_code,
         "orderId": new.order_id,
-        "merchantRef": new.merchant_ref,
+        **_registered(new.registration),
+        "customer": _customer(new.registration, new.customer_id),
         "observedAt": observed,
     }
 
@@ -143,6 +207,8 @@ def events_for_order_change(old: PaymentRecord | None, new: PaymentRecord) -> li
         return [OutgoingEvent(RENEWAL_PAYMENT_FAILED, renewal_failed_detail(new))]
     if new.state is PaymentState.CANCELED and before is PaymentState.PAID:
         return [OutgoingEvent(PAYMENT_CANCELED, payment_canceled_detail(new))]
+    if new.state is PaymentState.MISMATCH:
+        return [OutgoingEvent(PAYMENT_MISMATCH, payment_mismatch_detail(new))]
     return []
 
 

@@ -36,14 +36,25 @@ NO_STORE = {"Cache-Control": "no-store"}
 ERROR_DESCRIPTIONS: dict[int, str] = {
     400: "Refused: invalid_request, malformed_json, malformed_body, redirect_not_allowed, invalid_webhook",
     401: "Webhook signature refused: signature_missing, signature_malformed, signature_stale, "
-    "signature_mismatch",
-    404: "order_not_found: StepPay knows no such order",
-    409: "order_already_paid or order_not_payable",
+    "signature_mismatch; or (api-key mode) unauthorized: no valid merchant API key",
+    403: "Refused by the HTTP API before the function runs (AWS_IAM): the request is not SigV4-signed "
+    "by an allowed principal, or its signature is wrong or expired. API Gateway's own body.",
+    404: "order_not_found (no checkout registered for this order code, or StepPay knows no such order) "
+    "or checkout_not_found",
+    409: "merchant_ref_conflict, idempotency_key_reused or checkout_in_progress (retry after Retry-After)",
     413: "payload_too_large",
     415: "unsupported_media_type: send the body as application/json",
-    422: "order_rejected: StepPay refused to create the order",
-    502: "steppay_auth_failed: StepPay refused the configured Secret-Token",
-    503: "steppay_unavailable, storage_unavailable or queue_unavailable; retry after Retry-After seconds",
+    422: "order_rejected (StepPay refused to create the order) or expected_amount_mismatch",
+    502: "steppay_auth_failed (StepPay refused the configured Secret-Token) or steppay_customer_mismatch",
+    503: "steppay_unavailable, storage_unavailable, queue_unavailable, webhook_keys_unconfigured or "
+    "merchant_auth_unconfigured; "
+    "retry after Retry-After seconds",
+}
+# API Gateway's own refusal body (not the bundle's envelope).
+GATEWAY_MESSAGE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {"message": {"type": "string"}},
+    "required": ["message"],
 }
 
 
@@ -59,6 +70,8 @@ def documented_responses(success: Mapping[int, Any], errors: tuple[int, ...]) ->
             "description": ERROR_DESCRIPTIONS[status],
             "content": {"application/json": {"model": ErrorResponse}},
         }
+        if status == 403:
+            response["content"] = {"application/json": {"schema": GATEWAY_MESSAGE_SCHEMA}}
         if status == 503:
             response["headers"] = {
                 "Retry-After": {
@@ -81,11 +94,13 @@ def error_response(
     )
 
 
-def _raw_error(status: int, code: str, message: str) -> dict[str, Any]:
+def raw_error(
+    status: int, code: str, message: str, headers: Mapping[str, str] | None = None
+) -> dict[str, Any]:
     """An error answered before the resolver runs, in API Gateway's payload 2.0 response shape."""
     return {
         "statusCode": status,
-        "headers": {"Content-Type": "application/json", **NO_STORE},
+        "headers": {"Content-Type": "application/json", **NO_STORE, **(headers or {})},
         "body": json.dumps({"error": {"code": code, "message": message}}),
         "isBase64Encoded": False,
     }
@@ -123,25 +138,25 @@ def precheck_json_body(
     try:
         raw = base64.b64decode(body, validate=True) if event.get("isBase64Encoded") else body.encode()
     except (binascii.Error, ValueError):
-        return _raw_error(400, "malformed_body", "The request body could not be read.")
+        return raw_error(400, "malformed_body", "The request body could not be read.")
     if len(raw) > max_body_bytes:
-        return _raw_error(413, "payload_too_large", f"The request body exceeds {max_body_bytes} bytes.")
+        return raw_error(413, "payload_too_large", f"The request body exceeds {max_body_bytes} bytes.")
     content_type = headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type not in JSON_CONTENT_TYPES:
-        return _raw_error(415, "unsupported_media_type", "Send the body as application/json.")
+        return raw_error(415, "unsupported_media_type", "Send the body as application/json.")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
-        return _raw_error(400, "malformed_json", "The request body is not valid UTF-8.")
+        return raw_error(400, "malformed_json", "The request body is not valid UTF-8.")
     try:
         parsed = json.loads(text)
     except (ValueError, RecursionError):
         # ValueError covers broken JSON and numbers beyond Python's int-parsing limit.
-        return _raw_error(400, "malformed_json", "The request body is not valid JSON.")
+        return raw_error(400, "malformed_json", "The request body is not valid JSON.")
     if not isinstance(parsed, dict):
-        return _raw_error(400, "invalid_request", "The request body must be a JSON object.")
+        return raw_error(400, "invalid_request", "The request body must be a JSON object.")
     if _json_depth(parsed, max_json_depth) > max_json_depth:
-        return _raw_error(400, "invalid_request", "The request body is nested too deeply.")
+        return raw_error(400, "invalid_request", "The request body is nested too deeply.")
     return None
 
 

@@ -50,6 +50,24 @@ def _sqs_client() -> Any:
     return boto3.client("sqs", config=AWS_CLIENT_CONFIG)
 
 
+def check_webhook_keys() -> None:
+    """Log, once per container, that signed webhooks will be refused for want of a usable key."""
+    from steppay.errors import SecretUnavailable
+
+    try:
+        keys = get_webhook_keys()
+    except SecretUnavailable as exc:
+        logger.error(
+            "Webhook verification keys unreadable; signed webhooks are refused", extra={"error": str(exc)}
+        )
+        return
+    if not keys:
+        logger.error(
+            "No webhook verification key configured (STEPPAY_WEBHOOK_KEYS_PARAM is blank or only commas); "
+            "every signed webhook is refused with 503 webhook_keys_unconfigured"
+        )
+
+
 def accept_webhook(raw_body: bytes, headers: Mapping[str, str]) -> AcceptedWebhook:
     settings = get_settings()
     webhook = authenticate_webhook(
@@ -104,12 +122,18 @@ def process_stored_webhook(dedupe_key: str) -> ProcessingOutcome:
     hint = hint_for(webhook)
     try:
         if hint.kind == "order" and hint.order_ref is not None:
-            result, record, _ = flows.confirm_order(hint.order_ref, via=VerifiedVia.WEBHOOK)
+            confirmation = flows.confirm_order(hint.order_ref, via=VerifiedVia.WEBHOOK)
+            record = confirmation.record
             # A renewal is recorded under its subscription too: the status and next payment
             # date StepPay reports now.
             if record is not None and record.subscription_id is not None:
                 flows.sync_subscription(record.subscription_id)
-            outcome = ProcessingOutcome(WebhookState.PROCESSED, f"order {result.verdict.value}")
+            if confirmation.registered:
+                outcome = ProcessingOutcome(
+                    WebhookState.PROCESSED, f"order {confirmation.result.verdict.value}"
+                )
+            else:
+                outcome = ProcessingOutcome(WebhookState.IGNORED, "order not registered by this bundle")
         elif hint.kind == "subscription" and hint.subscription_id is not None:
             subscription, _ = flows.sync_subscription(hint.subscription_id)
             outcome = ProcessingOutcome(WebhookState.PROCESSED, f"subscription {subscription.status}")

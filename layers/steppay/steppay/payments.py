@@ -1,20 +1,30 @@
-"""The initial-payment flows: issue a pay link, and verify a payment after the redirect.
+"""The payment flows: register a checkout, verify a payment, confirm what a webhook names.
 
-Both flows ask StepPay and never trust what the browser says. The redirect's `status`
-is kept for the log only: a `success` that StepPay does not confirm is not paid, and an
-`error` that StepPay confirms as paid is paid.
+Only the merchant's authenticated backend decides what is sold (`register_checkout`); only
+StepPay's answers decide what was paid. The shopper's browser names an order code and nothing
+else: its redirect `status` is kept for the log only, and an order this bundle never registered
+is not looked up for it at all.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Protocol
 
 from aws_lambda_powertools import Logger
 
-from steppay.api_models import PayUrlRequest, PayUrlResponse, VerifyResponse
+from steppay.api_models import (
+    CheckoutRequest,
+    CheckoutResponse,
+    CheckoutView,
+    CustomerView,
+    RegisteredItemView,
+    VerifyResponse,
+)
 from steppay.errors import (
     StepPayAuthFailed,
     StepPayError,
@@ -22,18 +32,27 @@ from steppay.errors import (
     StepPayRejected,
     StepPayUnavailable,
 )
-from steppay.models import OrderCreateItem, OrderCreateRequest, OrderDetail
+from steppay.models import OrderCreateItem, OrderCreateRequest, OrderDetail, OrderType
 from steppay.persistence import (
+    ChargedItem,
+    CheckoutRecord,
+    CheckoutState,
     PaymentRecord,
     PaymentState,
     PaymentStore,
+    RegisteredItem,
+    Registration,
     SubscriptionRecord,
     VerifiedVia,
 )
 from steppay.problems import (
-    OrderAlreadyPaid,
+    CheckoutInProgress,
+    CustomerMismatch,
+    ExpectedAmountMismatch,
+    IdempotencyKeyReused,
+    InvalidRequest,
+    MerchantRefConflict,
     OrderNotFound,
-    OrderNotPayable,
     OrderRejected,
     Problem,
     StepPayUnavailableProblem,
@@ -47,7 +66,15 @@ if TYPE_CHECKING:
 
 logger = Logger(child=True)
 
-UNPAYABLE_ITEM_STATES = frozenset({"CANCELLED", "PAYMENT_FAILURE"})
+DEFAULT_CHECKOUT_LIFETIME = timedelta(hours=24)
+MAX_CHECKOUT_LIFETIME = timedelta(days=30)
+MIN_CHECKOUT_LIFETIME = timedelta(minutes=5)
+# An unpaid registration is kept this long after it expires (a late webhook still finds it),
+# then DynamoDB's TTL removes it.
+EXPIRED_CHECKOUT_GRACE = timedelta(days=7)
+IDEMPOTENCY_KEY_LIFETIME = timedelta(hours=24)
+# A claim older than this whose request never created the order (it died) may be taken over.
+STALE_CLAIM = timedelta(seconds=30)
 
 
 class OrderGateway(Protocol):
@@ -58,6 +85,10 @@ class OrderGateway(Protocol):
     def get_order(self, order_id_or_code: str | int) -> OrderDetail: ...
 
     def get_subscription(self, subscription_id: int) -> Subscription: ...
+
+    def cancel_order(
+        self, order_id_or_code: int | str, *, request_price: Decimal | int, reason: str | None = None
+    ) -> object: ...
 
     def build_pay_url(
         self,
@@ -70,14 +101,35 @@ class OrderGateway(Protocol):
     ) -> str: ...
 
 
-def amount_due(order: OrderDetail) -> Decimal:
-    """What the shopper is asked to pay: the items' prices times quantities, less discounts."""
+def checkout_id_for(merchant_ref: str) -> str:
+    """One checkout per merchantRef: its id follows from the ref (so either finds it)."""
+    return "chk_" + hashlib.sha256(f"checkout:{merchant_ref}".encode()).hexdigest()[:32]
+
+
+def content_hash(request: CheckoutRequest) -> str:
+    """The registration's content, whatever order its JSON keys came in."""
+    canonical = json.dumps(
+        request.model_dump(mode="json", by_alias=True, exclude_none=True),
+        sort_keys=True,
+        separators=(",", ":"),
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def registered_amount(order: OrderDetail, registration: Registration) -> Decimal | None:
+    """StepPay's price of each registered line times its registered quantity, less discounts.
+
+    Computed from the registration's quantities, not StepPay's: before payment StepPay may
+    report a quantity of 0 (the shopper has not chosen yet).
+    """
+    lines = {(i.product_code, i.price_code): i for i in registration.items}
     total = Decimal(0)
     for item in order.items:
-        if item.price is not None and item.price.price is not None:
-            total += item.price.price * Decimal(item.quantity or 1)
-        elif item.paid_amount is not None:
-            total += item.paid_amount
+        product = (item.product.code if item.product else None) or ""
+        line = lines.get((product, (item.price.code if item.price else None) or ""))
+        if line is None or item.price is None or item.price.price is None:
+            return None
+        total += item.price.price * line.quantity
     return total - (order.discounted_amount or Decimal(0))
 
 
@@ -86,7 +138,60 @@ def order_currency(order: OrderDetail) -> str | None:
     return currencies.pop() if len(currencies) == 1 else None
 
 
-def _stepay_problem(exc: StepPayError) -> Problem:
+def charged_items(order: OrderDetail) -> list[ChargedItem]:
+    return [
+        ChargedItem(
+            product_code=item.product.code if item.product else None,
+            price_code=item.price.code if item.price else None,
+            quantity=item.quantity,
+            unit_price=item.price.price if item.price else None,
+        )
+        for item in order.items
+    ]
+
+
+def checkout_view(checkout: CheckoutRecord, record: PaymentRecord | None) -> CheckoutView:
+    """The merchant backend's full view of a checkout (never answered to a shopper's page)."""
+    registration = record.registration if record is not None else None
+    assert checkout.order_code is not None
+    return CheckoutView(
+        checkout_id=checkout.checkout_id,
+        merchant_ref=checkout.merchant_ref,
+        order_code=checkout.order_code,
+        order_id=checkout.order_id,
+        state=record.state.value if record is not None else PaymentState.PENDING.value,
+        pay_url=checkout.pay_url,
+        customer=CustomerView(
+            id=registration.customer_id if registration else None,
+            code=registration.customer_code if registration else None,
+            uuid=registration.customer_uuid if registration else None,
+        ),
+        items=[
+            RegisteredItemView(
+                product_code=i.product_code,
+                price_code=i.price_code,
+                currency=i.currency,
+                quantity=i.quantity,
+                max_quantity=i.max_quantity,
+            )
+            for i in (registration.items if registration else [])
+        ],
+        amount=checkout.amount,
+        expected_amount=registration.expected_amount if registration else None,
+        currency=checkout.currency,
+        created_at=checkout.claimed_at,
+        expires_at=checkout.expires_at,
+        paid_at=record.paid_at if record is not None else None,
+        paid_amount=record.paid_amount if record is not None else None,
+        payment_method=record.payment_method if record is not None else None,
+        subscription_ids=list(record.subscription_ids) if record is not None else [],
+        mismatches=list(record.mismatches) if record is not None else [],
+        returned_amount=record.returned_amount if record is not None else None,
+        canceled_at=record.canceled_at if record is not None else None,
+    )
+
+
+def _steppay_problem(exc: StepPayError) -> Problem:
     """Map a StepPay failure to what our caller may know of it (no upstream detail leaks)."""
     if isinstance(exc, StepPayNotFound):
         return OrderNotFound("StepPay knows no such order.")
@@ -109,67 +214,177 @@ class VerifyOutcome:
     response: VerifyResponse
 
 
+@dataclass(frozen=True)
+class Confirmation:
+    """What a webhook or reconciliation learnt of one order."""
+
+    result: VerificationResult
+    record: PaymentRecord | None
+    newly_recorded: bool
+    registered: bool  # False: the bundle never registered this order; nothing was recorded
+
+
 class PaymentFlows:
     def __init__(self, gateway: OrderGateway, store: PaymentStore, settings: Settings) -> None:
         self._gateway = gateway
         self._store = store
         self._settings = settings
 
-    # -- pay link -------------------------------------------------------------------------
+    # -- checkout registration ------------------------------------------------------------
 
-    def create_pay_url(self, request: PayUrlRequest) -> PayUrlResponse:
-        hosts = self._settings.allowed_redirect_hosts
-        stage = self._settings.stage
+    def register_checkout(
+        self, request: CheckoutRequest, *, idempotency_key: str | None = None
+    ) -> tuple[CheckoutResponse, bool]:
+        """Create the StepPay order for what the merchant's backend sells, once per merchantRef.
+
+        Returns the checkout and whether this call created it (False: a retry of the same
+        registration, answered as the first time).
+        """
+        self._check_redirects(request)
+        now = datetime.now(UTC)
+        expires_at = self._expiry(request, now)
+        digest = content_hash(request)
+        if idempotency_key is None:
+            return self._register(request, digest, now, expires_at)
+        bound, new_key = self._store.claim_idempotency_key(
+            idempotency_key, request.merchant_ref, digest, ttl=now + IDEMPOTENCY_KEY_LIFETIME
+        )
+        if bound != digest:
+            raise IdempotencyKeyReused("This Idempotency-Key was used for another request body.")
+        try:
+            return self._register(request, digest, now, expires_at)
+        except Exception:
+            if new_key:  # a refused request leaves nothing behind, its key included
+                self._store.release_idempotency_key(idempotency_key, digest)
+            raise
+
+    def _register(
+        self, request: CheckoutRequest, digest: str, now: datetime, expires_at: datetime
+    ) -> tuple[CheckoutResponse, bool]:
+        claim = CheckoutRecord(
+            checkout_id=checkout_id_for(request.merchant_ref),
+            merchant_ref=request.merchant_ref,
+            content_hash=digest,
+            claimed_at=now,
+            expires_at=expires_at,
+        )
+        ttl = expires_at + EXPIRED_CHECKOUT_GRACE
+        stored, new = self._store.claim_checkout(claim, ttl=ttl)
+        if not new:
+            if stored.content_hash != digest:
+                raise MerchantRefConflict("This merchantRef is registered already, with other content.")
+            if stored.state is CheckoutState.OPEN:
+                return self._checkout_response(stored), False
+            if not self._store.retake_stale_claim(claim, now - STALE_CLAIM):
+                raise CheckoutInProgress("This checkout is being registered by another request; retry.")
+        try:
+            order = self._create_order(request, claim)
+        except Exception:
+            # Nothing was created or handed out: a corrected (or plain) retry may register this ref.
+            self._store.release_checkout(claim.checkout_id)
+            raise
+        try:
+            return self._register_order(request, claim, ttl, order), True
+        except Exception:
+            # StepPay has an order nobody will be told of: void it, so that it cannot be paid for
+            # a registration that does not exist, then let a corrected retry register the ref.
+            self._void_order(order.order_code)
+            self._store.release_checkout(claim.checkout_id)
+            raise
+
+    def _void_order(self, order_code: str) -> None:
+        try:
+            self._gateway.cancel_order(order_code, request_price=0, reason="checkout registration refused")
+        except StepPayError as exc:
+            # Still unpayable after its purchase deadline (the registration's expiresAt).
+            logger.error(
+                "Could not cancel the StepPay order of a refused registration",
+                extra={"order_code": order_code, "error": type(exc).__name__},
+            )
+
+    def _check_redirects(self, request: CheckoutRequest) -> None:
+        hosts, stage = self._settings.allowed_redirect_hosts, self._settings.stage
         check_redirect_url(request.success_url, allowed_hosts=hosts, stage=stage, field="successUrl")
         check_redirect_url(request.error_url, allowed_hosts=hosts, stage=stage, field="errorUrl")
         if request.cancel_url is not None:
             check_redirect_url(request.cancel_url, allowed_hosts=hosts, stage=stage, field="cancelUrl")
 
+    @staticmethod
+    def _expiry(request: CheckoutRequest, now: datetime) -> datetime:
+        expires_at = (
+            request.expires_at.astimezone(UTC) if request.expires_at else now + DEFAULT_CHECKOUT_LIFETIME
+        )
+        if not now + MIN_CHECKOUT_LIFETIME <= expires_at <= now + MAX_CHECKOUT_LIFETIME:
+            raise InvalidRequest("expiresAt must be between 5 minutes and 30 days from now.")
+        return expires_at
+
+    def _create_order(self, request: CheckoutRequest, claim: CheckoutRecord) -> OrderDetail:
         try:
-            if request.order is not None:
-                order = self._gateway.create_order(
-                    OrderCreateRequest(
-                        customer_id=request.order.customer_id,
-                        customer_code=request.order.customer_code,
-                        customer_uuid=request.order.customer_uuid,
-                        purchase_deadline=request.order.purchase_deadline,
-                        items=[
-                            OrderCreateItem(
-                                product_code=item.product_code,
-                                price_code=item.price_code,
-                                currency=item.currency,
-                                minimum_quantity=item.minimum_quantity,
-                                maximum_quantity=item.maximum_quantity,
-                            )
-                            for item in request.order.items
-                        ],
-                    )
+            order = self._gateway.create_order(
+                OrderCreateRequest(
+                    customer_id=request.customer_id,
+                    customer_code=request.customer_code,
+                    customer_uuid=request.customer_uuid,
+                    purchase_deadline=claim.expires_at,
+                    items=[
+                        OrderCreateItem(
+                            product_code=item.product_code,
+                            price_code=item.price_code,
+                            currency=item.currency,
+                            minimum_quantity=item.quantity,
+                            maximum_quantity=item.max_quantity,
+                        )
+                        for item in request.items
+                    ],
                 )
-            else:
-                assert request.order_code is not None
-                order = self._gateway.get_order(request.order_code)
-        except StepPayError as exc:
-            logger.warning(
-                "StepPay call failed while issuing a pay link", extra={"error": type(exc).__name__}
             )
-            raise _stepay_problem(exc) from exc
+        except StepPayError as exc:
+            logger.warning("StepPay could not create a checkout's order", extra={"error": type(exc).__name__})
+            raise _steppay_problem(exc) from exc
+        return order
 
-        if order.payment_date is not None:
-            raise OrderAlreadyPaid("This order is already paid.")
-        if any(item.status in UNPAYABLE_ITEM_STATES for item in order.items):
-            raise OrderNotPayable("This order was cancelled or its payment failed; create a new order.")
-
-        record = self._store.save_pending_order(
+    def _register_order(
+        self, request: CheckoutRequest, claim: CheckoutRecord, ttl: datetime, order: OrderDetail
+    ) -> CheckoutResponse:
+        customer = order.customer
+        if customer is None or not (
+            (request.customer_id is not None and customer.id == request.customer_id)
+            or (request.customer_code is not None and customer.code == request.customer_code)
+            or (request.customer_uuid is not None and customer.uuid == str(request.customer_uuid))
+        ):
+            raise CustomerMismatch("StepPay created the order for another customer than the one registered.")
+        registration = Registration(
+            checkout_id=claim.checkout_id,
+            merchant_ref=request.merchant_ref,
+            customer_id=customer.id,
+            customer_code=customer.code,
+            customer_uuid=customer.uuid,
+            items=[RegisteredItem(**item.model_dump()) for item in request.items],  # the same fields
+            expected_amount=request.expected_amount,
+            expires_at=claim.expires_at,
+        )
+        amount = registered_amount(order, registration)
+        currency = order_currency(order)
+        if amount is None or currency is None:
+            raise OrderRejected("StepPay's order does not price every registered line in one currency.")
+        if request.expected_amount is not None and amount != request.expected_amount:
+            raise ExpectedAmountMismatch(
+                f"StepPay prices these items at {amount} {currency}, "
+                f"not the expected {request.expected_amount}."
+            )
+        self._store.save_pending_order(
             PaymentRecord(
                 order_code=order.order_code,
                 order_id=order.order_id,
                 order_type=str(order.type),
-                amount=amount_due(order),
-                currency=order_currency(order),
-                customer_id=order.customer.id if order.customer is not None else None,
+                amount=amount,
+                currency=currency,
+                customer_id=customer.id,
                 merchant_ref=request.merchant_ref,
-                created_at=datetime.now(UTC),
-            )
+                created_at=claim.claimed_at,
+                registration=registration,
+            ),
+            ttl=ttl,
         )
         pay_url = self._gateway.build_pay_url(
             order.order_code,
@@ -178,16 +393,52 @@ class PaymentFlows:
             cancel_url=request.cancel_url,
             lang=request.lang,
         )
-        logger.info("Pay link issued", extra={"order_code": order.order_code, "order_id": order.order_id})
-        return PayUrlResponse(
-            order_code=order.order_code,
-            order_id=order.order_id,
-            pay_url=pay_url,
-            amount=record.amount,
-            currency=record.currency,
+        opened = self._store.open_checkout(
+            claim.model_copy(
+                update={
+                    "state": CheckoutState.OPEN,
+                    "order_code": order.order_code,
+                    "order_id": order.order_id,
+                    "pay_url": pay_url,
+                    "amount": amount,
+                    "currency": currency,
+                }
+            ),
+            ttl=ttl,
+        )
+        logger.info(
+            "Checkout registered",
+            extra={
+                "checkout_id": claim.checkout_id,
+                "order_code": order.order_code,
+                "order_id": order.order_id,
+            },
+        )
+        return self._checkout_response(opened)
+
+    @staticmethod
+    def _checkout_response(checkout: CheckoutRecord) -> CheckoutResponse:
+        assert checkout.order_code and checkout.order_id and checkout.pay_url and checkout.currency
+        assert checkout.amount is not None and checkout.expires_at is not None
+        return CheckoutResponse(
+            checkout_id=checkout.checkout_id,
+            merchant_ref=checkout.merchant_ref,
+            order_code=checkout.order_code,
+            order_id=checkout.order_id,
+            pay_url=checkout.pay_url,
+            amount=checkout.amount,
+            currency=checkout.currency,
+            expires_at=checkout.expires_at,
         )
 
-    # -- verification ---------------------------------------------------------------------
+    def find_checkout(self, checkout_id: str) -> tuple[CheckoutRecord, PaymentRecord | None] | None:
+        """A registered checkout and its order's record (merchant backend only)."""
+        checkout = self._store.get_checkout(checkout_id)
+        if checkout is None or checkout.state is not CheckoutState.OPEN or checkout.order_code is None:
+            return None
+        return checkout, self._store.get_payment(checkout.order_code)
+
+    # -- verification (the shopper's page) ------------------------------------------------
 
     def verify_and_record(
         self,
@@ -198,21 +449,17 @@ class PaymentFlows:
         via: VerifiedVia,
     ) -> VerifyOutcome:
         known = self._store.get_payment(order_code)
+        if known is None or known.registration is None:
+            # Not ours: StepPay is not asked, and nothing tells whether such an order exists.
+            raise OrderNotFound("No checkout is registered for this order code.")
         try:
             order = self._gateway.get_order(order_code)
         except StepPayError as exc:
             logger.warning("StepPay order lookup failed", extra={"error": type(exc).__name__})
             if isinstance(exc, StepPayUnavailable | StepPayAuthFailed | StepPayNotFound):
-                raise _stepay_problem(exc) from exc
+                raise _steppay_problem(exc) from exc
             raise StepPayUnavailableProblem("StepPay could not answer this lookup.") from exc
-
-        claim = PaymentClaim(
-            order_code=order_code,
-            order_id=order_id,
-            expected_amount=known.amount if known is not None else None,
-            expected_currency=known.currency if known is not None else None,
-        )
-        result = verify_payment(claim, order)
+        result = verify_payment(self._claim(order_code, order_id, known, known.registration, False), order)
         logger.info(
             "Payment verified with StepPay",
             extra={
@@ -222,13 +469,28 @@ class PaymentFlows:
                 "via": via.value,
             },
         )
-
-        record, newly = self.apply_verdict(order, result, known, via)
+        record, newly = self.apply_verdict(order, result, known, known.registration, via)
         return VerifyOutcome(result, record, newly, self._verify_response(result, order, record))
 
-    def confirm_order(
-        self, order_ref: str, *, via: VerifiedVia
-    ) -> tuple[VerificationResult, PaymentRecord | None, bool]:
+    @staticmethod
+    def _claim(
+        order_code: str,
+        order_id: int | None,
+        known: PaymentRecord | None,
+        registration: Registration,
+        renewal: bool,
+    ) -> PaymentClaim:
+        return PaymentClaim(
+            order_code=order_code,
+            order_id=order_id,
+            expected_currency=known.currency if known is not None else None,
+            registration=registration,
+            renewal=renewal,
+        )
+
+    # -- confirmation (webhooks, reconciliation) ------------------------------------------
+
+    def confirm_order(self, order_ref: str, *, via: VerifiedVia) -> Confirmation:
         """Look an order up at StepPay (by id or code) and record what StepPay says.
 
         Used by webhook processing and reconciliation: the webhook only names the order.
@@ -236,14 +498,23 @@ class PaymentFlows:
         """
         order = self._gateway.get_order(order_ref)
         known = self._store.get_payment(order.order_code)
-        claim = PaymentClaim(
-            order_code=order.order_code,
-            order_id=order.order_id,
-            expected_amount=known.amount if known is not None else None,
-            expected_currency=known.currency if known is not None else None,
+        registration = self._registration_for(order, known)
+        renewal = order.type is OrderType.RECURRING
+        if registration is None:
+            result = verify_payment(PaymentClaim(order_code=order.order_code), order)
+            logger.warning(
+                "StepPay order not registered by this bundle; not recorded",
+                extra={
+                    "order_code": order.order_code,
+                    "order_id": order.order_id,
+                    "verdict": result.verdict.value,
+                },
+            )
+            return Confirmation(result, None, False, registered=False)
+        result = verify_payment(
+            self._claim(order.order_code, order.order_id, known, registration, renewal), order
         )
-        result = verify_payment(claim, order)
-        record, newly = self.apply_verdict(order, result, known, via)
+        record, newly = self.apply_verdict(order, result, known, registration, via)
         logger.info(
             "Order confirmed with StepPay",
             extra={
@@ -253,14 +524,62 @@ class PaymentFlows:
                 "recorded": newly,
             },
         )
-        return result, record, newly
+        return Confirmation(result, record, newly, registered=True)
+
+    def _registration_for(self, order: OrderDetail, known: PaymentRecord | None) -> Registration | None:
+        """The registration an order is bound to: its own, or (a renewal) its subscription's checkout's."""
+        if known is not None and known.registration is not None:
+            return known.registration
+        if order.type is not OrderType.RECURRING or order.parent_subscription is None:
+            return None
+        subscription_id = order.parent_subscription.id
+        stored = self._store.get_subscription(subscription_id)
+        if stored is not None and stored.registration is not None:
+            return stored.registration
+        initial_code = stored.order_code if stored is not None else None
+        if initial_code is None:
+            parent = self._gateway.get_subscription(subscription_id).parent_order
+            initial_code = parent.order_code if parent is not None else None
+        initial = self._store.get_payment(initial_code) if initial_code else None
+        return initial.registration if initial is not None else None
 
     def apply_verdict(
-        self, order: OrderDetail, result: VerificationResult, known: PaymentRecord | None, via: VerifiedVia
+        self,
+        order: OrderDetail,
+        result: VerificationResult,
+        known: PaymentRecord | None,
+        registration: Registration,
+        via: VerifiedVia,
     ) -> tuple[PaymentRecord | None, bool]:
         """Record the state change a verdict stands for, once; returns (stored record, newly)."""
+        record, newly = self._record_verdict(order, result, known, registration, via)
+        if newly and record is not None and record.state in (PaymentState.PAID, PaymentState.MISMATCH):
+            if order.type is not OrderType.RECURRING:
+                self._store.keep_checkout(registration.checkout_id)  # settled: no longer expires
+        return record, newly
+
+    def _record_verdict(
+        self,
+        order: OrderDetail,
+        result: VerificationResult,
+        known: PaymentRecord | None,
+        registration: Registration,
+        via: VerifiedVia,
+    ) -> tuple[PaymentRecord | None, bool]:
         if result.verdict is Verdict.PAID:
-            return self._store.record_verified_payment(self._paid_record(order, known, via))
+            return self._store.record_verified_payment(self._paid_record(order, known, registration, via))
+        if result.verdict is Verdict.MISMATCH and result.evidence.registration_mismatches:
+            mismatch = self._paid_record(order, known, registration, via).model_copy(
+                update={
+                    "state": PaymentState.MISMATCH,
+                    "mismatches": list(result.evidence.registration_mismatches),
+                }
+            )
+            logger.error(
+                "StepPay took a payment for something else than was registered",
+                extra={"order_code": order.order_code, "mismatches": mismatch.mismatches},
+            )
+            return self._store.record_mismatch(mismatch)
         if result.verdict is Verdict.CANCELED and known is not None and known.is_paid:
             return self._store.record_cancellation(
                 known.model_copy(
@@ -271,13 +590,13 @@ class PaymentFlows:
                     }
                 )
             )
-        if result.verdict is Verdict.FAILED and str(order.type) == "RECURRING":
-            failed = self._paid_record(order, known, via).model_copy(
+        if result.verdict is Verdict.FAILED and order.type is OrderType.RECURRING:
+            failed = self._paid_record(order, known, registration, via).model_copy(
                 update={
                     "state": PaymentState.FAILED,
                     "paid_at": None,
                     "paid_amount": None,
-                    "amount": known.amount if known is not None and known.amount else amount_due(order),
+                    "amount": known.amount if known is not None and known.amount else order.paid_amount,
                     "error_code": order.payment.error_code if order.payment is not None else None,
                     "error_message": order.payment.error_message if order.payment is not None else None,
                     "failed_at": datetime.now(UTC),
@@ -293,6 +612,7 @@ class PaymentFlows:
         parent = subscription.parent_order
         order_code = parent.order_code if parent is not None else None
         known = self._store.get_payment(order_code) if order_code else None
+        registration = known.registration if known is not None else None
         record = SubscriptionRecord(
             subscription_id=subscription.id,
             status=str(subscription.status),
@@ -302,7 +622,8 @@ class PaymentFlows:
             customer_id=subscription.customer.id if subscription.customer is not None else None,
             order_code=order_code,
             order_id=parent.order_id if parent is not None else None,
-            merchant_ref=known.merchant_ref if known is not None else None,
+            merchant_ref=registration.merchant_ref if registration is not None else None,
+            registration=registration,
         )
         stored, written = self._store.save_subscription_status(record)
         logger.info(
@@ -311,8 +632,9 @@ class PaymentFlows:
         )
         return stored, written
 
+    @staticmethod
     def _paid_record(
-        self, order: OrderDetail, known: PaymentRecord | None, via: VerifiedVia
+        order: OrderDetail, known: PaymentRecord | None, registration: Registration, via: VerifiedVia
     ) -> PaymentRecord:
         payment = order.payment
         return PaymentRecord(
@@ -323,7 +645,7 @@ class PaymentFlows:
             amount=known.amount if known is not None and known.amount is not None else order.paid_amount,
             currency=(known.currency if known is not None else None) or order_currency(order),
             customer_id=order.customer.id if order.customer is not None else None,
-            merchant_ref=known.merchant_ref if known is not None else self._subscription_merchant_ref(order),
+            merchant_ref=registration.merchant_ref,
             created_at=known.created_at if known is not None else None,
             paid_at=order.payment_date,
             payment_date_raw=order.payment_date_raw,
@@ -340,14 +662,9 @@ class PaymentFlows:
             next_payment_date=(
                 order.parent_subscription.next_payment_date if order.parent_subscription is not None else None
             ),
+            registration=registration,
+            charged_items=charged_items(order),
         )
-
-    def _subscription_merchant_ref(self, order: OrderDetail) -> str | None:
-        """A renewal carries the merchantRef given when its subscription was first paid for."""
-        if order.parent_subscription is None:
-            return None
-        subscription = self._store.get_subscription(order.parent_subscription.id)
-        return subscription.merchant_ref if subscription is not None else None
 
     @staticmethod
     def _verify_response(
@@ -358,12 +675,7 @@ class PaymentFlows:
             verified=paid,
             verdict=result.verdict,
             order_code=order.order_code,
-            order_id=order.order_id,
-            order_type=str(order.type),
-            amount=(record.paid_amount if paid and record is not None else None)
-            or (record.amount if record is not None else amount_due(order)),
+            amount=order.paid_amount if paid else (record.amount if record is not None else None),
             currency=(record.currency if record is not None else None) or order_currency(order),
             paid_at=order.payment_date if paid else None,
-            merchant_ref=record.merchant_ref if record is not None else None,
-            subscription_ids=[s.id for s in order.subscriptions] if paid else [],
         )

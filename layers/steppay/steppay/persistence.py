@@ -1,9 +1,17 @@
 """The only module that reads or writes DynamoDB.
 
-One item per StepPay order: `pk = ORDER#<orderCode>`, `sk = ORDER`. The item moves through
-states PENDING (pay link issued) → PAID (StepPay confirmed the payment). Moving to PAID is a
-conditional write, so however many callers verify one order at once, exactly one of them
-records the payment; the table's stream then carries that single transition to the publisher.
+Items (one table):
+- `CHECKOUT#<checkoutId>`: a checkout the merchant's backend registered (the content's hash, so a
+  retried registration answers the same checkout, and the StepPay order it created);
+- `IDEMPOTENCY#<key>`: an `Idempotency-Key` header, bound to the request content it came with;
+- `ORDER#<orderCode>`: one StepPay order, with the registration it was created for. It moves
+  through PENDING (registered) → PAID or MISMATCH (paid, for what was registered or not), and
+  PAID → CANCELED. Each move is a conditional write, so however many callers verify one order at
+  once, exactly one records it; the table's stream carries that single transition to the publisher.
+- `SUBSCRIPTION#<id>` and `WEBHOOK#<key>`.
+
+Unpaid registrations carry `ttl` (DynamoDB TTL): they disappear a while after they expire, and the
+attribute is removed when the order is settled.
 """
 
 from __future__ import annotations
@@ -37,9 +45,13 @@ SETTLED_ORDER_ID = "settled_order_id"
 AWS_CLIENT_CONFIG = Config(connect_timeout=2, read_timeout=5, retries={"mode": "standard", "max_attempts": 3})
 
 
+TTL_ATTRIBUTE = "ttl"  # the table's TimeToLiveSpecification (template.yaml)
+
+
 class PaymentState(StrEnum):
-    PENDING = "PENDING"  # pay link issued, nothing confirmed yet
-    PAID = "PAID"  # StepPay confirmed the payment
+    PENDING = "PENDING"  # registered, pay link issued, nothing confirmed yet
+    PAID = "PAID"  # StepPay confirmed the payment, for what was registered
+    MISMATCH = "MISMATCH"  # StepPay took money, but not for what was registered: a person must look
     FAILED = "FAILED"  # StepPay confirmed that the charge failed (renewals)
     CANCELED = "CANCELED"  # a recorded payment was refunded or cancelled at StepPay
 
@@ -53,6 +65,48 @@ class VerifiedVia(StrEnum):
     CALLBACK = "callback"
     WEBHOOK = "webhook"
     RECONCILIATION = "reconciliation"
+
+
+class RegisteredItem(BaseModel):
+    """A line the merchant's backend registered: the shopper may pay quantity..max_quantity."""
+
+    model_config = ConfigDict(frozen=True, defer_build=True)
+
+    product_code: str
+    price_code: str
+    currency: str
+    quantity: int
+    max_quantity: int | None = None
+
+    @property
+    def quantity_bounds(self) -> tuple[int, int]:
+        return self.quantity, self.max_quantity if self.max_quantity is not None else self.quantity
+
+
+class Registration(BaseModel):
+    """What the merchant's backend decided at `POST /checkouts`: the only truth of what is sold."""
+
+    model_config = ConfigDict(frozen=True, defer_build=True)
+
+    checkout_id: str
+    merchant_ref: str
+    customer_id: int | None = None  # StepPay's customer id, from its answer to the order creation
+    customer_code: str | None = None
+    customer_uuid: str | None = None
+    items: list[RegisteredItem]
+    expected_amount: Decimal | None = None
+    expires_at: datetime | None = None
+
+
+class ChargedItem(BaseModel):
+    """A line as StepPay reports it was charged."""
+
+    model_config = ConfigDict(frozen=True, defer_build=True)
+
+    product_code: str | None
+    price_code: str | None
+    quantity: int | None
+    unit_price: Decimal | None
 
 
 class PaymentRecord(BaseModel):
@@ -90,10 +144,41 @@ class PaymentRecord(BaseModel):
     failed_at: datetime | None = None
     returned_amount: Decimal | None = None
     canceled_at: datetime | None = None
+    # The registration this order was created for (for a renewal: its subscription's checkout).
+    registration: Registration | None = None
+    charged_items: list[ChargedItem] = Field(default_factory=list)
+    mismatches: list[str] = Field(default_factory=list)  # what disagreed (MISMATCH only)
 
     @property
     def is_paid(self) -> bool:
         return self.state is PaymentState.PAID
+
+    @property
+    def checkout_id(self) -> str | None:
+        return self.registration.checkout_id if self.registration is not None else None
+
+
+class CheckoutState(StrEnum):
+    CREATING = "CREATING"  # claimed; the StepPay order is being created
+    OPEN = "OPEN"  # the StepPay order exists; its ORDER item holds what happens next
+
+
+class CheckoutRecord(BaseModel):
+    """A registered checkout: its content's hash, and the StepPay order made for it."""
+
+    model_config = ConfigDict(frozen=True, defer_build=True)
+
+    checkout_id: str
+    merchant_ref: str
+    content_hash: str
+    state: CheckoutState = CheckoutState.CREATING
+    claimed_at: datetime
+    order_code: str | None = None
+    order_id: int | None = None
+    pay_url: str | None = None
+    amount: Decimal | None = None
+    currency: str | None = None
+    expires_at: datetime | None = None
 
 
 class SubscriptionRecord(BaseModel):
@@ -110,6 +195,7 @@ class SubscriptionRecord(BaseModel):
     order_code: str | None = None  # the order that created the subscription
     order_id: int | None = None
     merchant_ref: str | None = None
+    registration: Registration | None = None  # of the checkout whose order created it
 
 
 class WebhookState(StrEnum):
@@ -147,6 +233,14 @@ def webhook_key(dedupe_key: str) -> dict[str, str]:
     return {"pk": f"WEBHOOK#{dedupe_key}", "sk": "WEBHOOK"}
 
 
+def checkout_key(checkout_id: str) -> dict[str, str]:
+    return {"pk": f"CHECKOUT#{checkout_id}", "sk": "CHECKOUT"}
+
+
+def idempotency_key(key: str) -> dict[str, str]:
+    return {"pk": f"IDEMPOTENCY#{key}", "sk": "IDEMPOTENCY"}
+
+
 def _attribute(value: Any) -> Any:
     if isinstance(value, datetime):
         return value.isoformat()
@@ -181,6 +275,7 @@ def _ints(data: dict[str, Any], *names: str) -> dict[str, Any]:
 _PAYMENT_FIELDS = frozenset(PaymentRecord.model_fields)
 _SUBSCRIPTION_FIELDS = frozenset(SubscriptionRecord.model_fields)
 _WEBHOOK_FIELDS = frozenset(StoredWebhook.model_fields)
+_CHECKOUT_FIELDS = frozenset(CheckoutRecord.model_fields)
 
 
 def record_from_item(item: dict[str, Any]) -> PaymentRecord:
@@ -188,6 +283,11 @@ def record_from_item(item: dict[str, Any]) -> PaymentRecord:
     _ints(data, "order_id", "customer_id", "subscription_id")
     data["subscription_ids"] = [int(v) for v in data.get("subscription_ids", [])]
     return PaymentRecord.model_validate(data)
+
+
+def checkout_from_item(item: dict[str, Any]) -> CheckoutRecord:
+    data = {k: v for k, v in item.items() if k in _CHECKOUT_FIELDS}
+    return CheckoutRecord.model_validate(_ints(data, "order_id"))
 
 
 def subscription_from_item(item: dict[str, Any]) -> SubscriptionRecord:
@@ -261,6 +361,19 @@ class _ItemTable:
             Item=self._attributes(item),
             ConditionExpression="attribute_not_exists(pk)",
         )
+
+    def delete_if(
+        self, key: dict[str, str], condition: str, names: dict[str, str], values: dict[str, Any]
+    ) -> None:
+        request: dict[str, Any] = {
+            "TableName": self._name,
+            "Key": self._attributes(key),
+            "ConditionExpression": condition,
+            "ExpressionAttributeValues": self._attributes(values),
+        }
+        if names:  # DynamoDB refuses an empty map
+            request["ExpressionAttributeNames"] = names
+        self._client.delete_item(**request)
 
     def update_item(
         self,
@@ -342,8 +455,10 @@ class PaymentStore:
         condition: str,
         condition_values: dict[str, Any],
         keep_if_present: frozenset[str] = frozenset(),
+        removes: tuple[str, ...] = (),
     ) -> dict[str, Any] | None:
-        """SET every value when `condition` holds; returns the new item, or None when it did not."""
+        """SET every value (and REMOVE `removes`) when `condition` holds; returns the new item, or
+        None when it did not."""
         names: dict[str, str] = {"#state": "state"}
         expr_values = dict(condition_values)
         sets: list[str] = []
@@ -356,8 +471,13 @@ class PaymentStore:
             sets.append(f"{n} = if_not_exists({n}, {v})" if name in keep_if_present else f"{n} = {v}")
         if "#state" not in condition:
             names.pop("#state")
+        update = "SET " + ", ".join(sets)
+        if removes:
+            for index, name in enumerate(removes):
+                names[f"#r{index}"] = name
+            update += " REMOVE " + ", ".join(f"#r{i}" for i in range(len(removes)))
         try:
-            return self._table.update_item(key, "SET " + ", ".join(sets), condition, names, expr_values)
+            return self._table.update_item(key, update, condition, names, expr_values)
         except ClientError as exc:
             if not _is_condition_failure(exc):
                 raise _storage_error(exc) from exc
@@ -367,9 +487,12 @@ class PaymentStore:
 
     # -- orders ---------------------------------------------------------------------------
 
-    def save_pending_order(self, record: PaymentRecord) -> PaymentRecord:
-        """Remember an order we issued a pay link for; an existing item is kept as it is."""
-        if self._put_new(_to_item(record, order_key(record.order_code), "order")):
+    def save_pending_order(self, record: PaymentRecord, *, ttl: datetime | None = None) -> PaymentRecord:
+        """Remember a registered order; an existing item is kept as it is."""
+        item = _to_item(record, order_key(record.order_code), "order")
+        if ttl is not None:
+            item[TTL_ATTRIBUTE] = Decimal(int(ttl.timestamp()))
+        if self._put_new(item):
             return record
         existing = self.get_payment(record.order_code)
         return existing if existing is not None else record
@@ -395,7 +518,11 @@ class PaymentStore:
             values,
             condition,
             placeholders,
-            keep_if_present=frozenset({"merchant_ref", "created_at", "amount", "currency", "customer_id"}),
+            keep_if_present=frozenset(
+                {"merchant_ref", "created_at", "amount", "currency", "customer_id", "registration"}
+            ),
+            # Settled: no longer an unpaid registration that may expire.
+            removes=(TTL_ATTRIBUTE,) if record.state is not PaymentState.PENDING else (),
         )
         if item is not None:
             return record_from_item(item), True
@@ -413,6 +540,12 @@ class PaymentStore:
             raise ValueError("record_verified_payment needs a PAID record")
         return self._transition(record, (PaymentState.PENDING, PaymentState.FAILED), allow_new=True)
 
+    def record_mismatch(self, record: PaymentRecord) -> tuple[PaymentRecord, bool]:
+        """Record once that StepPay took money for something else than was registered."""
+        if record.state is not PaymentState.MISMATCH:
+            raise ValueError("record_mismatch needs a MISMATCH record")
+        return self._transition(record, (PaymentState.PENDING, PaymentState.FAILED), allow_new=True)
+
     def record_payment_failure(self, record: PaymentRecord) -> tuple[PaymentRecord, bool]:
         """Record a confirmed failed charge (renewals); never overrides a payment."""
         if record.state is not PaymentState.FAILED:
@@ -424,6 +557,93 @@ class PaymentStore:
         if record.state is not PaymentState.CANCELED:
             raise ValueError("record_cancellation needs a CANCELED record")
         return self._transition(record, (PaymentState.PAID,), allow_new=False)
+
+    # -- checkouts ------------------------------------------------------------------------
+
+    def get_checkout(self, checkout_id: str) -> CheckoutRecord | None:
+        item = self._get(checkout_key(checkout_id))
+        return checkout_from_item(item) if item else None
+
+    def claim_checkout(self, checkout: CheckoutRecord, *, ttl: datetime) -> tuple[CheckoutRecord, bool]:
+        """Claim a merchantRef's checkout; returns the stored one and whether this call claimed it."""
+        item = _to_item(checkout, checkout_key(checkout.checkout_id), "checkout")
+        item[TTL_ATTRIBUTE] = Decimal(int(ttl.timestamp()))
+        if self._put_new(item):
+            return checkout, True
+        existing = self.get_checkout(checkout.checkout_id)
+        if existing is None:  # expired and deleted between the two calls: claim again
+            return self.claim_checkout(checkout, ttl=ttl)
+        return existing, False
+
+    def retake_stale_claim(self, checkout: CheckoutRecord, stale_before: datetime) -> bool:
+        """Take over a claim whose request died before creating the order (claimed before the cutoff)."""
+        key = checkout_key(checkout.checkout_id)
+        item = self._update_if(
+            key,
+            {"claimed_at": checkout.claimed_at.isoformat()},
+            "#state = :creating AND claimed_at < :cutoff",
+            {":creating": CheckoutState.CREATING.value, ":cutoff": stale_before.isoformat()},
+        )
+        return item is not None
+
+    def open_checkout(self, checkout: CheckoutRecord, *, ttl: datetime) -> CheckoutRecord:
+        """CREATING → OPEN with the StepPay order made for it."""
+        key = checkout_key(checkout.checkout_id)
+        values = _to_item(checkout, key, "checkout")
+        values[TTL_ATTRIBUTE] = Decimal(int(ttl.timestamp()))
+        item = self._update_if(key, values, "#state = :creating", {":creating": CheckoutState.CREATING.value})
+        if item is None:
+            raise StorageUnavailable("The checkout changed while it was being registered; try again.")
+        return checkout_from_item(item)
+
+    def release_checkout(self, checkout_id: str) -> None:
+        """Forget a claim whose registration failed, so that a corrected retry may register it."""
+        try:
+            self._table.delete_if(
+                checkout_key(checkout_id),
+                "#state = :creating",
+                {"#state": "state"},
+                {":creating": CheckoutState.CREATING.value},
+            )
+        except ClientError as exc:
+            if not _is_condition_failure(exc):
+                raise _storage_error(exc) from exc
+        except BotoCoreError as exc:
+            raise _storage_error(exc) from exc
+
+    def keep_checkout(self, checkout_id: str) -> None:
+        """A settled checkout is kept (its TTL removed), like its order."""
+        key = checkout_key(checkout_id)
+        self._update_if(key, {"entity": "checkout"}, "attribute_exists(pk)", {}, removes=(TTL_ATTRIBUTE,))
+
+    def claim_idempotency_key(
+        self, key: str, merchant_ref: str, content_hash: str, *, ttl: datetime
+    ) -> tuple[str, bool]:
+        """Bind an Idempotency-Key to a request's content.
+
+        Returns the content hash it is bound to and whether this call bound it.
+        """
+        item = {
+            **idempotency_key(key),
+            "entity": "idempotency",
+            "merchant_ref": merchant_ref,
+            "content_hash": content_hash,
+            TTL_ATTRIBUTE: Decimal(int(ttl.timestamp())),
+        }
+        if self._put_new(item):
+            return content_hash, True
+        existing = self._get(idempotency_key(key))
+        return (str(existing["content_hash"]), False) if existing else (content_hash, False)
+
+    def release_idempotency_key(self, key: str, content_hash: str) -> None:
+        """Unbind a key this request bound, when the request was refused (a corrected retry may use it)."""
+        try:
+            self._table.delete_if(idempotency_key(key), "content_hash = :hash", {}, {":hash": content_hash})
+        except ClientError as exc:
+            if not _is_condition_failure(exc):
+                raise _storage_error(exc) from exc
+        except BotoCoreError as exc:
+            raise _storage_error(exc) from exc
 
     # -- subscriptions --------------------------------------------------------------------
 
@@ -440,7 +660,7 @@ class PaymentStore:
             _to_item(record, key, "subscription"),
             "attribute_not_exists(pk) OR observed_at < :observed",
             {":observed": record.observed_at.isoformat()},
-            keep_if_present=frozenset({"merchant_ref", "order_code", "order_id"}),
+            keep_if_present=frozenset({"merchant_ref", "order_code", "order_id", "registration"}),
         )
         if item is not None:
             return subscription_from_item(item), True

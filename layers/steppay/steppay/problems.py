@@ -59,6 +59,47 @@ class OrderRejected(Problem):
     code = "order_rejected"
 
 
+class CheckoutNotFound(Problem):
+    status = 404
+    code = "checkout_not_found"
+
+
+class MerchantRefConflict(Problem):
+    """The merchantRef is registered already, with other content: never two checkouts for one ref."""
+
+    status = 409
+    code = "merchant_ref_conflict"
+
+
+class IdempotencyKeyReused(Problem):
+    """The Idempotency-Key was used before for another request body."""
+
+    status = 409
+    code = "idempotency_key_reused"
+
+
+class CheckoutInProgress(Problem):
+    """The same checkout is being registered by a concurrent request; retry shortly."""
+
+    status = 409
+    code = "checkout_in_progress"
+    retry_after_seconds = 1
+
+
+class ExpectedAmountMismatch(Problem):
+    """StepPay priced the registered lines at another total than the merchant's expectedAmount."""
+
+    status = 422
+    code = "expected_amount_mismatch"
+
+
+class CustomerMismatch(Problem):
+    """StepPay created the order for another customer than the one registered."""
+
+    status = 502
+    code = "steppay_customer_mismatch"
+
+
 class StepPayUnavailableProblem(Problem):
     """StepPay could not give an answer; never turned into a verdict."""
 

@@ -24,6 +24,7 @@ class ReconciliationReport:
     paid_seen: int = 0
     already_recorded: int = 0  # paid orders we hold as PAID (or refunded): not asked about again
     fixed: int = 0  # paid orders recorded by this run (no webhook or redirect had told us)
+    unregistered: int = 0  # paid orders this bundle never registered (made elsewhere): not recorded
     failed: int = 0  # orders that could not be confirmed this time; the next run retries
 
     def as_dict(self) -> dict[str, object]:
@@ -54,7 +55,10 @@ def reconcile(start: datetime, end: datetime, *, page_size: int = 100) -> Reconc
             if state is PaymentState.CANCELED or (state is PaymentState.PAID and not refund_shown):
                 report.already_recorded += 1
                 continue
-            result, record, newly = flows.confirm_order(str(summary.id), via=VerifiedVia.RECONCILIATION)
+            confirmation = flows.confirm_order(str(summary.id), via=VerifiedVia.RECONCILIATION)
+            result, record, newly = confirmation.result, confirmation.record, confirmation.newly_recorded
+            if not confirmation.registered:
+                report.unregistered += 1
             if record is not None and record.subscription_id is not None and newly:
                 flows.sync_subscription(record.subscription_id)
         except (StepPayError, StorageUnavailable) as exc:

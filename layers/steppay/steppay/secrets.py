@@ -63,12 +63,16 @@ def get_secret_token() -> SecretStr:
     return SecretStr(token)
 
 
-def parse_webhook_keys(raw: str) -> tuple[SecretStr, ...]:
+def parse_rotating_keys(raw: str, what: str) -> tuple[SecretStr, ...]:
     """`key1` or `key1,key2` (rotation) into SecretStrs; blanks are ignored, more than two refused."""
     keys = tuple(SecretStr(part.strip()) for part in raw.split(",") if part.strip())
     if len(keys) > MAX_WEBHOOK_KEYS:
-        raise SecretUnavailable(f"at most {MAX_WEBHOOK_KEYS} webhook verification keys may be configured")
+        raise SecretUnavailable(f"at most {MAX_WEBHOOK_KEYS} {what} keys may be configured")
     return keys
+
+
+def parse_webhook_keys(raw: str) -> tuple[SecretStr, ...]:
+    return parse_rotating_keys(raw, "webhook verification")
 
 
 def get_webhook_keys() -> tuple[SecretStr, ...]:
@@ -81,6 +85,16 @@ def get_webhook_keys() -> tuple[SecretStr, ...]:
     return parse_webhook_keys(raw)
 
 
+def get_merchant_api_keys() -> tuple[SecretStr, ...]:
+    """The merchant backend's bearer key(s) (`api-key` mode), `key1` or `key1,key2` in rotation."""
+    settings = get_settings()
+    if settings.merchant_api_keys_param:
+        raw = _read_store(settings.merchant_api_keys_param, "MERCHANT_API_KEYS_PARAM")
+    else:
+        raw = settings.merchant_api_keys.get_secret_value()
+    return parse_rotating_keys(raw, "merchant API")
+
+
 def clear_secret_caches() -> None:
     """Forget cached values (tests; a forced refresh after a known rotation)."""
     parameters.clear_caches()  # type: ignore[no-untyped-call]  # Powertools leaves it unannotated
@@ -90,6 +104,7 @@ __all__ = [
     "SECRETS_MANAGER_PREFIX",
     "SECRETS_MAX_AGE_SECONDS",
     "clear_secret_caches",
+    "get_merchant_api_keys",
     "get_secret_token",
     "get_webhook_keys",
     "parse_webhook_keys",

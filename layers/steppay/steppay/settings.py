@@ -38,6 +38,11 @@ class Settings(BaseSettings):
     allowed_redirect_hosts: Annotated[tuple[str, ...], NoDecode] = ()
     result_page_url: str = ""
     reconciliation_window_minutes: Annotated[int, Field(ge=1)] = 180
+    # How the merchant's backend authenticates to /checkouts: "aws-iam" (SigV4, checked by the HTTP
+    # API before the function runs) or "api-key" (a bearer key checked by the function itself).
+    merchant_auth: Literal["aws-iam", "api-key"] = "aws-iam"
+    merchant_api_keys_param: str = ""
+    merchant_api_keys: SecretStr = SecretStr("")
 
     @field_validator("steppay_base_url")
     @classmethod

@@ -1,12 +1,14 @@
 """The payment verification rules: what StepPay's order detail says about a claimed payment.
 
 One function, `verify_payment(claim, order)`. The claim is what a caller says (order code, maybe
-the order id, and the amount and currency we expect when we know them); the order is StepPay's
-answer. Verdicts, decided in this order (first match wins):
+the order id) together with the registration the merchant's backend made (`POST /checkouts`);
+the order is StepPay's answer. Verdicts, decided in this order (first match wins):
 
-1. MISMATCH: the order is not the one claimed (code or id differ), or it was paid with another
-   amount than expected, or its currency is not the expected one. A mismatched order never
-   counts as paid, whatever else it says.
+1. MISMATCH: the order is not the one claimed (code or id differ), or, once StepPay reports a
+   payment, it is not what was registered: another customer, other product or price codes, a
+   quantity outside the registered `[quantity, maxQuantity]`, another currency, or a charged
+   amount other than StepPay's own total for those lines (and than `expectedAmount`, when the
+   merchant gave one). A mismatched order never counts as paid, whatever else it says.
 2. CANCELED: any refund (`returnedAmount > 0`) or any item in a cancelled or refund state.
    A refunded order is not paid any more, even with a `paymentDate`.
 3. PAID: StepPay's `paymentDate` is set (the guide's rule) and nothing contradicts it: no item
@@ -28,6 +30,7 @@ from typing import Annotated
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from steppay.models import OrderDetail, OrderItemStatus, OrderType
+from steppay.persistence import Registration
 from steppay.verdicts import Verdict
 
 CANCELED_ITEM_STATES = frozenset(
@@ -67,6 +70,10 @@ class PaymentClaim(BaseModel):
     order_id: int | None = None
     expected_amount: ExpectedAmount | None = None
     expected_currency: str | None = None
+    # What the merchant's backend registered; None only for the unit tests of the other rules.
+    registration: Registration | None = None
+    # A renewal charges some of the registered lines (its subscription's), not all of them.
+    renewal: bool = False
 
 
 class VerificationEvidence(BaseModel):
@@ -92,6 +99,8 @@ class VerificationEvidence(BaseModel):
     expected_amount: Decimal | None
     expected_currency: str | None
     reasons: tuple[str, ...]
+    # What a paid order disagrees with its registration on (recorded as MISMATCH).
+    registration_mismatches: tuple[str, ...] = ()
 
 
 class VerificationResult(BaseModel):
@@ -132,6 +141,62 @@ def _mismatches(claim: PaymentClaim, order: OrderDetail) -> list[str]:
     return reasons
 
 
+def lines_total(order: OrderDetail) -> Decimal | None:
+    """StepPay's own total for the order's lines: price x quantity, less its discount.
+
+    None when a line has no price or quantity to multiply (the amount cannot be checked).
+    """
+    total = Decimal(0)
+    for item in order.items:
+        if item.price is None or item.price.price is None or item.quantity is None:
+            return None
+        total += item.price.price * item.quantity
+    return total - (order.discounted_amount or Decimal(0))
+
+
+def registration_mismatches(registration: Registration, order: OrderDetail, *, renewal: bool) -> list[str]:
+    """What a paid order disagrees with its registration on (empty: it is what was sold)."""
+    reasons: list[str] = []
+    customer = order.customer
+    if registration.customer_id is not None and (customer is None or customer.id != registration.customer_id):
+        reasons.append("customer: StepPay's order is for another customer than registered")
+    registered = {(i.product_code, i.price_code): i for i in registration.items}
+    charged = {
+        (i.product.code if i.product else None, i.price.code if i.price else None): i for i in order.items
+    }
+    unknown = [f"{p}/{c}" for (p, c) in charged if (p, c) not in registered]
+    if unknown:
+        reasons.append("items: StepPay charged lines that were not registered: " + ", ".join(sorted(unknown)))
+    missing = [f"{p}/{c}" for (p, c) in registered if (p, c) not in charged]
+    if missing and not renewal:
+        reasons.append("items: registered lines missing from StepPay's order: " + ", ".join(sorted(missing)))
+    for key, item in charged.items():
+        line = registered.get(key)  # type: ignore[arg-type]
+        if line is None:
+            continue
+        low, high = line.quantity_bounds
+        if item.quantity is None or not low <= item.quantity <= high:
+            reasons.append(f"quantity: {key[0]}/{key[1]} charged {item.quantity}, registered {low}..{high}")
+        if item.currency != line.currency:
+            reasons.append(
+                f"currency: {key[0]}/{key[1]} charged in {item.currency}, registered {line.currency}"
+            )
+    total = lines_total(order)
+    if total is None:
+        reasons.append("amount: StepPay's lines carry no price or quantity to check the charge against")
+    elif order.paid_amount != total:
+        reasons.append(f"amount: charged {order.paid_amount}, StepPay's lines total {total}")
+    if (
+        registration.expected_amount is not None
+        and not renewal
+        and order.paid_amount != registration.expected_amount
+    ):
+        reasons.append(
+            f"amount: charged {order.paid_amount}, the merchant expected {registration.expected_amount}"
+        )
+    return reasons
+
+
 def verify_payment(claim: PaymentClaim, order: OrderDetail) -> VerificationResult:
     """Decide what StepPay's order detail says about the claim (see the module docstring)."""
     statuses = order.item_statuses
@@ -141,8 +206,12 @@ def verify_payment(claim: PaymentClaim, order: OrderDetail) -> VerificationResul
     returned = order.returned_amount or Decimal(0)
 
     reasons = _mismatches(claim, order)
-    if reasons:
+    bound: list[str] = []
+    if claim.registration is not None and order.payment_date is not None:
+        bound = registration_mismatches(claim.registration, order, renewal=claim.renewal)
+    if reasons or bound:
         verdict = Verdict.MISMATCH
+        reasons += bound
     elif returned > 0 or any(status in CANCELED_ITEM_STATES for status in statuses):
         verdict = Verdict.CANCELED
         if returned > 0:
@@ -185,6 +254,7 @@ def verify_payment(claim: PaymentClaim, order: OrderDetail) -> VerificationResul
         expected_amount=claim.expected_amount,
         expected_currency=claim.expected_currency,
         reasons=tuple(reasons),
+        registration_mismatches=tuple(bound),
     )
     return VerificationResult(verdict=verdict, evidence=evidence)
 
@@ -197,5 +267,7 @@ __all__ = [
     "Verdict",
     "VerificationEvidence",
     "VerificationResult",
+    "lines_total",
+    "registration_mismatches",
     "verify_payment",
 ]

@@ -1,7 +1,8 @@
 """Webhook intake: authenticate, classify, and keep a webhook durably before acknowledging it.
 
 A webhook is only ever a hint. v2 webhooks are authenticated by their `Steppay-Signature`
-(when a verification key is configured) so that forged ones are refused at the door; v1
+so that forged ones are refused at the door (with no usable key configured, every v2 webhook is
+refused: blank or `,` is a configuration error, never "accept unverified"); v1
 webhooks carry no signature at all. Either way, processing asks StepPay's API what is true
 and acts on that answer, never on the webhook's data.
 """
@@ -35,6 +36,14 @@ class WebhookRejected(Problem):
 class WebhookUnauthenticated(Problem):
     status = 401
     code = "signature_invalid"
+
+
+class WebhookKeysUnconfigured(Problem):
+    """No usable verification key: a signed webhook is refused, never accepted unverified."""
+
+    status = 503
+    code = "webhook_keys_unconfigured"
+    retry_after_seconds = 60  # a configuration fix, not a blip: resend from the portal once fixed
 
 
 @dataclass(frozen=True)
@@ -111,9 +120,11 @@ def authenticate_webhook(
     version, event_type = _classify(body)
     lowered = {k.lower(): v for k, v in headers.items()}
     verified = False
-    if version == "v2" and keys:
+    if version == "v2":
         from steppay.errors import SignatureError
 
+        if not keys:
+            raise WebhookKeysUnconfigured("This deployment has no webhook verification key configured.")
         try:
             verify_signature(
                 raw_body,
