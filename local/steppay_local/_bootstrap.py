@@ -4,12 +4,22 @@ Started as ``python -P _bootstrap.py --handler mod.func --requests FD --response
 function's environment and ``PYTHONPATH`` = its code directory + its layers, nothing of the local
 stack's own packages. It imports the handler once (the init phase), then answers one invocation at
 a time. Requests and responses are JSON lines on two dedicated pipes, so the handler's own stdout and
-stderr stay free for its logs, as in Lambda. Only the standard library is used here.
+stderr stay free for its logs, as in Lambda. Only the standard library is used here (and, when
+``LOCAL_RECORD_AWS_CALLS`` asks for the AWS calls to be recorded, the function's own botocore).
+
+Recording: with ``LOCAL_RECORD_AWS_CALLS`` naming a directory (the worker also gets
+``LOCAL_FUNCTION_LOGICAL_ID``; both are removed from the environment before the handler loads),
+every AWS API call a botocore client of this process makes is noted as its IAM action
+(``dynamodb:UpdateItem``) in ``<dir>/<LogicalId>.txt``, and with the resource it names (the
+table and index, queue URL, bus, parameter or secret) in ``<dir>/<LogicalId>.resources.txt``:
+one line per distinct entry, shared by all the workers of the function.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import fcntl
 import importlib
 import json
 import logging
@@ -19,6 +29,8 @@ import resource
 import sys
 import time
 import traceback
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any, TextIO
 
 
@@ -120,6 +132,84 @@ def _load_handler(spec: str) -> Any:
     return handler
 
 
+RECORD_DIR_VARIABLE = "LOCAL_RECORD_AWS_CALLS"
+LOGICAL_ID_VARIABLE = "LOCAL_FUNCTION_LOGICAL_ID"
+
+
+class _CallRecorder:
+    """Notes each distinct IAM action (and the resource it names) this process's AWS calls use."""
+
+    def __init__(self, directory: Path, logical_id: str) -> None:
+        self.actions_file = directory / f"{logical_id}.txt"
+        self.resources_file = directory / f"{logical_id}.resources.txt"
+        self._seen: set[tuple[Path, str]] = set()
+
+    def _note(self, path: Path, line: str) -> None:
+        if (path, line) in self._seen:
+            return
+        self._seen.add((path, line))
+        # Several workers of the function share the file: one lock, re-read, append if new.
+        with contextlib.suppress(OSError), path.open("a+", encoding="utf-8") as file:
+            fcntl.flock(file, fcntl.LOCK_EX)
+            file.seek(0)
+            if line not in file.read().splitlines():
+                file.write(line + "\n")
+                file.flush()
+
+    def record(self, action: str, resources: Iterator[str]) -> None:
+        self._note(self.actions_file, action)
+        for named in resources:
+            self._note(self.resources_file, f"{action} {named}")
+
+    def hook(self, params: Any = None, model: Any = None, **_: Any) -> None:
+        """botocore's ``before-parameter-build`` handler: every call, with its API parameters."""
+        try:
+            service = model.service_model
+            prefix = service.signing_name or service.endpoint_prefix or service.service_name
+            named = _named_resources(params if isinstance(params, dict) else {})
+            self.record(f"{prefix}:{model.name}", named)
+        except Exception as exc:  # noqa: BLE001 - recording must never break the call it watches
+            sys.stderr.write(f"[WARNING] AWS call recorder: {exc!r}\n")
+
+
+def _named_resources(params: dict[str, Any]) -> Iterator[str]:
+    table = params.get("TableName")
+    if isinstance(table, str):
+        index = params.get("IndexName")
+        yield f"{table}/index/{index}" if isinstance(index, str) else table
+    for key in ("QueueUrl", "Name", "SecretId"):  # SQS; SSM parameters; Secrets Manager
+        if isinstance(params.get(key), str):
+            yield params[key]
+    entries = params.get("Entries")
+    if isinstance(entries, list):  # events:PutEvents (SQS batch entries carry no bus)
+        for entry in entries:
+            if isinstance(entry, dict) and "Detail" in entry:
+                yield str(entry.get("EventBusName") or "default")
+
+
+def _install_call_recorder() -> None:
+    """Hook every botocore client this process creates (boto3.client, resources, own Sessions)."""
+    directory = os.environ.pop(RECORD_DIR_VARIABLE, "")
+    logical_id = os.environ.pop(LOGICAL_ID_VARIABLE, "")
+    if not directory or not logical_id:
+        return
+    try:
+        import botocore.session  # only when recording: the function's own botocore
+    except ImportError:
+        sys.stderr.write("[WARNING] AWS call recorder: botocore is not importable; nothing recorded\n")
+        return
+    Path(directory).mkdir(parents=True, exist_ok=True)
+    recorder = _CallRecorder(Path(directory), logical_id)
+    original: Callable[..., Any] = botocore.session.Session.create_client
+
+    def create_client(self: Any, *args: Any, **kwargs: Any) -> Any:
+        created = original(self, *args, **kwargs)
+        created.meta.events.register("before-parameter-build", recorder.hook)
+        return created
+
+    botocore.session.Session.create_client = create_client  # type: ignore[method-assign]
+
+
 class _InitError(Exception):
     def __init__(self, error_type: str, message: str) -> None:
         super().__init__(message)
@@ -141,6 +231,7 @@ def main() -> None:
     requests = os.fdopen(args.requests, "r", encoding="utf-8")
     responses = os.fdopen(args.responses, "w", encoding="utf-8")
     sys.argv = [os.environ.get("_HANDLER", args.handler)]
+    _install_call_recorder()
     request_filter = _install_lambda_logging()
     init_started = time.monotonic()
 

@@ -7,12 +7,21 @@ parameters, ``pathParameters``, ``requestContext``), base64 bodies for binary co
 response mapping (including the inference for responses without ``statusCode``), CORS preflight and
 headers from the API's ``CorsConfiguration``, the 10 MB payload limit, the 30 s integration timeout
 and API Gateway's own error bodies (``{"message":"Not Found"}``, ``{"message":"Internal Server Error"}``).
+
+Authorization: routes whose authorizer is ``AWS_IAM`` need a valid Signature Version 4 signature (the
+``Authorization`` header, or a presigned query string) made with the local stack's dummy credentials
+(``local``/``local``) for ``ap-northeast-2``/``execute-api``, as API Gateway checks it; refused requests
+get API Gateway's 403 bodies and invoke nothing. Other authorizers (JWT, Lambda) are not emulated:
+their routes refuse every request (403), never serve it unchecked.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import calendar
+import hashlib
+import hmac
 import json
 import os
 import re
@@ -25,8 +34,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest, HTTPHeaders
+from botocore.credentials import Credentials
+
 from steppay_local import LOOPBACK, REPO_ROOT
-from steppay_local._util import LOG, LogSink, ensure_port_free
+from steppay_local._util import DEFAULT_REGION, DUMMY_CREDENTIALS, LOG, LogSink, ensure_port_free
 from steppay_local.template import CorsConfig, HttpApiEvent, HttpApiSpec, Template
 from steppay_local.workers import FunctionRegistry, InvocationError
 
@@ -43,6 +56,252 @@ _TEXT_TYPES = re.compile(
 )
 
 
+# --------------------------------------------------------------------------------------------
+# AWS_IAM authorization (Signature Version 4), as API Gateway checks it
+# --------------------------------------------------------------------------------------------
+
+IAM_AUTHORIZER = "AWS_IAM"
+IAM_SERVICE = "execute-api"
+IAM_REGION = DEFAULT_REGION
+#: The only credentials the local API accepts (the local stack's dummy ones).
+IAM_ACCESS_KEY = DUMMY_CREDENTIALS["aws_access_key_id"]
+IAM_SECRET_KEY = DUMMY_CREDENTIALS["aws_secret_access_key"]
+#: How far X-Amz-Date may be from the server's clock (API Gateway: 5 minutes).
+IAM_CLOCK_SKEW_SECONDS = 300
+SIGV4_ALGORITHM = "AWS4-HMAC-SHA256"
+_AMZ_DATE = "%Y%m%dT%H%M%SZ"
+
+FORBIDDEN = "Forbidden"
+SIGNATURE_MISMATCH = (
+    "The request signature we calculated does not match the signature you provided. "
+    "Check your AWS Secret Access Key and signing method. Consult the service documentation for details."
+)
+UNKNOWN_KEY_MESSAGE = "The security token included in the request is invalid."
+
+
+class SigV4Refusal(Exception):
+    """The request is not authorised: API Gateway answers 403 with ``{"message": message}``."""
+
+    def __init__(self, message: str, detail: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.detail = detail  # for the local log only (e.g. the canonical request we expected)
+
+
+def iam_identity(access_key: str = IAM_ACCESS_KEY) -> dict[str, Any]:
+    """``requestContext.authorizer`` of payload 2.0 for a request signed with the local credentials."""
+    return {
+        "iam": {
+            "accessKey": access_key,
+            "accountId": ACCOUNT_ID,
+            "callerId": access_key,
+            "cognitoIdentity": None,
+            "principalOrgId": None,
+            "userArn": f"arn:aws:iam::{ACCOUNT_ID}:user/{access_key}",
+            "userId": access_key,
+        }
+    }
+
+
+class _SigV4Verifier(SigV4Auth):
+    """botocore's signer, fed with exactly the headers the client says it signed and the body's hash."""
+
+    def __init__(
+        self,
+        region: str,
+        signed: list[str],
+        headers: list[tuple[str, str]],
+        payload_hash: str,
+    ) -> None:
+        super().__init__(Credentials(IAM_ACCESS_KEY, IAM_SECRET_KEY), IAM_SERVICE, region)
+        self._signed = signed
+        self._headers = headers
+        self._payload_hash = payload_hash
+
+    def headers_to_sign(self, request: AWSRequest) -> HTTPHeaders:
+        header_map = HTTPHeaders()
+        for name in self._signed:
+            for key, value in self._headers:
+                if key.lower() == name:
+                    header_map[name] = value
+        return header_map
+
+    def payload(self, request: AWSRequest) -> str:
+        return self._payload_hash
+
+
+def _parse_amz_date(value: str) -> float:
+    try:
+        return float(calendar.timegm(time.strptime(value, _AMZ_DATE)))
+    except ValueError as exc:
+        raise SigV4Refusal(
+            f"Date must be in ISO-8601 'basic format'. Got '{value}'. See http://en.wikipedia.org/wiki/ISO_8601"
+        ) from exc
+
+
+def _fmt(epoch: float) -> str:
+    return time.strftime(_AMZ_DATE, time.gmtime(epoch))
+
+
+def _check_clock(amz_date: str, now: float, expires: int | None = None) -> None:
+    signed_at = _parse_amz_date(amz_date)
+    if expires is not None:
+        if signed_at + expires < now:
+            raise SigV4Refusal(f"Signature expired: {amz_date} is now earlier than {_fmt(now - expires)}")
+    elif signed_at < now - IAM_CLOCK_SKEW_SECONDS:
+        raise SigV4Refusal(
+            f"Signature expired: {amz_date} is now earlier than "
+            f"{_fmt(now - IAM_CLOCK_SKEW_SECONDS)} ({_fmt(now)} - 5 min.)"
+        )
+    if signed_at > now + IAM_CLOCK_SKEW_SECONDS:
+        raise SigV4Refusal(
+            f"Signature not yet current: {amz_date} is still later than "
+            f"{_fmt(now + IAM_CLOCK_SKEW_SECONDS)} ({_fmt(now)} + 5 min.)"
+        )
+
+
+def _parse_authorization(value: str) -> tuple[str, list[str], str]:
+    scheme, _, rest = value.strip().partition(" ")
+    if scheme != SIGV4_ALGORITHM:
+        raise SigV4Refusal(FORBIDDEN, f"Authorization scheme {scheme!r} is not {SIGV4_ALGORITHM}")
+    params: dict[str, str] = {}
+    for part in rest.split(","):
+        key, eq, item = part.strip().partition("=")
+        if not eq:
+            raise SigV4Refusal(
+                f"Invalid key=value pair (missing equal-sign) in Authorization header: '{part.strip()}'."
+            )
+        params[key.strip()] = item.strip()
+    missing = [k for k in ("Credential", "SignedHeaders", "Signature") if not params.get(k)]
+    if missing:
+        raise SigV4Refusal(
+            " ".join(f"Authorization header requires '{k}' parameter." for k in missing)
+            + f" Authorization={value.strip()}"
+        )
+    signed = params["SignedHeaders"].split(";")
+    return params["Credential"], signed, params["Signature"]
+
+
+def _check_credential(credential: str, amz_date: str, region: str) -> None:
+    parts = credential.split("/")
+    if len(parts) != 5:
+        raise SigV4Refusal(
+            f"Credential should be scoped to a valid region, not '{parts[2] if len(parts) > 2 else ''}'. "
+        )
+    access_key, date, scope_region, service, terminator = parts
+    if date != amz_date[:8]:
+        raise SigV4Refusal(
+            f"Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: "
+            f"'{date}' != '{amz_date[:8]}', from '{amz_date}'."
+        )
+    if scope_region != region:
+        raise SigV4Refusal(f"Credential should be scoped to a valid region, not '{scope_region}'. ")
+    if service != IAM_SERVICE:
+        raise SigV4Refusal(f"Credential should be scoped to correct service: '{IAM_SERVICE}'. ")
+    if terminator != "aws4_request":
+        raise SigV4Refusal("Credential should be scoped with a valid terminator: 'aws4_request'. ")
+    if not hmac.compare_digest(access_key.encode(), IAM_ACCESS_KEY.encode()):
+        raise SigV4Refusal(UNKNOWN_KEY_MESSAGE, f"unknown access key id {access_key!r}")
+
+
+def verify_sigv4(
+    method: str,
+    raw_path: str,
+    raw_query: str,
+    headers: Iterable[tuple[str, str]],
+    body: bytes,
+    *,
+    now: float | None = None,
+    region: str = IAM_REGION,
+) -> dict[str, Any]:
+    """Check a request's SigV4 signature as API Gateway does for ``AWS_IAM`` routes.
+
+    ``raw_path``/``raw_query`` are the request target as received (not decoded); ``headers`` the
+    request's headers (repeats allowed). Accepted: the local credentials (``local``/``local``), scope
+    ``<date>/ap-northeast-2/execute-api/aws4_request``, ``X-Amz-Date`` within 5 minutes (or a presigned
+    query string within its ``X-Amz-Expires``), ``host`` signed, the body matching its hash. Returns
+    ``requestContext.authorizer``; raises ``SigV4Refusal`` (403) otherwise.
+    """
+    now = time.time() if now is None else now
+    header_list = [(str(k), str(v)) for k, v in headers]
+
+    def header(name: str) -> str | None:
+        values = [v for k, v in header_list if k.lower() == name]
+        return ",".join(values) if values else None
+
+    authorization = header("authorization")
+    query_pairs = [pair.partition("=") for pair in raw_query.split("&")] if raw_query else []
+    query = {unquote(k): unquote(v) for k, _, v in query_pairs}
+    canonical_query = raw_query
+    expires: int | None = None
+    if authorization is not None:
+        credential, signed, signature = _parse_authorization(authorization)
+        amz_date = header("x-amz-date")
+        if not amz_date:
+            raise SigV4Refusal(
+                "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header. "
+                f"Authorization={authorization.strip()}"
+            )
+    elif "X-Amz-Signature" in query or "X-Amz-Algorithm" in query:
+        if query.get("X-Amz-Algorithm") != SIGV4_ALGORITHM:
+            raise SigV4Refusal(FORBIDDEN, "presigned URL without X-Amz-Algorithm=AWS4-HMAC-SHA256")
+        missing = [
+            k
+            for k in ("X-Amz-Credential", "X-Amz-Date", "X-Amz-SignedHeaders", "X-Amz-Signature")
+            if not query.get(k)
+        ]
+        if missing:
+            raise SigV4Refusal(" ".join(f"Query-string requires '{k}' parameter." for k in missing))
+        credential, signature, amz_date = (
+            query["X-Amz-Credential"],
+            query["X-Amz-Signature"],
+            query["X-Amz-Date"],
+        )
+        signed = query["X-Amz-SignedHeaders"].split(";")
+        try:
+            expires = int(query.get("X-Amz-Expires") or 0) or None
+        except ValueError as exc:
+            raise SigV4Refusal("X-Amz-Expires should be a number") from exc
+        canonical_query = "&".join(
+            f"{k}{sep}{v}" for k, sep, v in query_pairs if unquote(k) != "X-Amz-Signature"
+        )
+    else:
+        raise SigV4Refusal(FORBIDDEN, "no Authorization header and no presigned query string")
+
+    _check_clock(amz_date, now, expires)
+    _check_credential(credential, amz_date, region)
+    if header("x-amz-security-token") or query.get("X-Amz-Security-Token"):
+        raise SigV4Refusal(UNKNOWN_KEY_MESSAGE, "the local credentials have no session token")
+    signed = [name.strip().lower() for name in signed]
+    if "host" not in signed:
+        raise SigV4Refusal("'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization.")
+    if authorization is not None and "x-amz-date" not in signed:
+        raise SigV4Refusal(SIGNATURE_MISMATCH, "x-amz-date is not among the signed headers")
+    absent = [name for name in signed if header(name) is None]
+    if absent:
+        raise SigV4Refusal(SIGNATURE_MISMATCH, f"signed headers missing from the request: {absent}")
+    payload_hash = hashlib.sha256(body).hexdigest()
+    claimed = header("x-amz-content-sha256")
+    if claimed is not None and not hmac.compare_digest(claimed.strip().lower(), payload_hash):
+        raise SigV4Refusal(SIGNATURE_MISMATCH, "x-amz-content-sha256 does not match the body")
+
+    verifier = _SigV4Verifier(region, signed, header_list, payload_hash)
+    target = raw_path + (f"?{canonical_query}" if canonical_query else "")
+    request = AWSRequest(method=method.upper(), url=f"http://localhost{target}", data=body)
+    request.context["timestamp"] = amz_date
+    canonical_request = verifier.canonical_request(request)
+    string_to_sign = verifier.string_to_sign(request, canonical_request)
+    expected = verifier.signature(string_to_sign, request)
+    if not hmac.compare_digest(expected.encode(), signature.strip().lower().encode()):
+        raise SigV4Refusal(SIGNATURE_MISMATCH, f"expected canonical request:\n{canonical_request}")
+    return iam_identity()
+
+
+# --------------------------------------------------------------------------------------------
+# Routes
+# --------------------------------------------------------------------------------------------
+
+
 @dataclass(frozen=True)
 class Route:
     method: str  # "ANY" or an upper-case method
@@ -52,6 +311,8 @@ class Route:
     route_key: str
     payload_format_version: str = "2.0"
     timeout_seconds: float = INTEGRATION_TIMEOUT_SECONDS
+    #: None (no authorization), "AWS_IAM" (SigV4 checked), or another authorizer (refused: not emulated).
+    authorizer: str | None = None
 
     @property
     def segments(self) -> list[str]:
@@ -119,6 +380,7 @@ def routes_from_template(template: Template) -> tuple[list[Route], dict[str, Htt
                 event.route_key,
                 event.payload_format_version,
                 timeout,
+                event.authorizer,
             )
             if route.route_key in seen:
                 LOG.warning(
@@ -345,7 +607,21 @@ class _Handler(BaseHTTPRequestHandler):
                 self._message(404, "Not Found", request_id, self._cors_headers(cors, origin))
                 return
             assert route is not None
+            authorizer: dict[str, Any] | None = None
+            if route.authorizer is not None:
+                try:
+                    authorizer = self._authorize(route, method, raw_path, raw_query, body)
+                except SigV4Refusal as refusal:
+                    status = 403
+                    self.api.log(
+                        f"{route.route_key}: refused ({route.authorizer}): {refusal.message}"
+                        + (f" [{refusal.detail}]" if refusal.detail else "")
+                    )
+                    self._message(403, refusal.message, request_id, self._cors_headers(cors, origin))
+                    return
             event = self._event(route, found[1], raw_path, raw_query, body, request_id)
+            if authorizer is not None:
+                event["requestContext"]["authorizer"] = authorizer
             status, headers, payload = self._invoke(route, event, request_id)
             headers = [(n, v) for n, v in headers if not (cors and n.lower().startswith("access-control-"))]
             headers += self._cors_headers(cors, origin)
@@ -358,6 +634,14 @@ class _Handler(BaseHTTPRequestHandler):
                 f"{method} {raw_path} {status or '-'} {elapsed:.0f}ms"
                 + (f" -> {route.function}" if route else "")
             )
+
+    def _authorize(
+        self, route: Route, method: str, raw_path: str, raw_query: str, body: bytes
+    ) -> dict[str, Any]:
+        """``requestContext.authorizer`` for an authorised request; raises ``SigV4Refusal`` otherwise."""
+        if route.authorizer != IAM_AUTHORIZER:
+            raise SigV4Refusal(FORBIDDEN, f"authorizer {route.authorizer} is not emulated locally")
+        return verify_sigv4(method, raw_path, raw_query, self.headers.items(), body)
 
     def _invoke(
         self, route: Route, event: dict[str, Any], request_id: str

@@ -71,7 +71,12 @@ ENVIRONMENT_VARIABLES = {
     "LOCAL_MAX_CONCURRENCY": "warm workers per function at most (8)",
     "DEMO_PORT": "port of the demo checkout page (8080); keep it in ALLOWED_ORIGINS",
     "LOCAL_DEMO": "0: do not serve the demo checkout page",
+    "LOCAL_RECORD_AWS_CALLS": "a directory: note each function's AWS calls there as IAM actions "
+    "(<dir>/<LogicalId>.txt); read by every LocalStack started in the process",
 }
+
+#: The process-environment switch for recording AWS calls (``LocalStackConfig.record_aws_calls``).
+RECORD_AWS_CALLS_VARIABLE = "LOCAL_RECORD_AWS_CALLS"
 
 
 @dataclass
@@ -108,6 +113,9 @@ class LocalStackConfig:
     reload_on_change: bool = True
     demo: bool = False  # the demo checkout page (demo/); `make run` turns it on (from_env)
     demo_port: int = 8080
+    # Each function's AWS calls noted as IAM actions in <dir>/<LogicalId>.txt (see _bootstrap);
+    # None: as LOCAL_RECORD_AWS_CALLS of the process says (unset: nothing is recorded).
+    record_aws_calls: Path | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> LocalStackConfig:
@@ -134,6 +142,9 @@ class LocalStackConfig:
             demo=env.get("LOCAL_DEMO", "1").lower() not in ("0", "false", "no"),
             demo_port=int(env.get("DEMO_PORT", 8080)),
         )
+        record = env.get(RECORD_AWS_CALLS_VARIABLE, "").strip()
+        if record:
+            config.record_aws_calls = Path(record) if Path(record).is_absolute() else root / record
         return replace(config, **overrides)
 
 
@@ -324,6 +335,9 @@ class LocalStack:
         )
         self.infra = create_infrastructure(self.template, self.dynamodb_endpoint, self.moto_endpoint)
 
+        record_dir = self.record_aws_calls_dir
+        if record_dir is not None:
+            self._write_resource_names(record_dir)
         functions = []
         for spec in self.template.functions():
             environment = function_environment(
@@ -340,6 +354,7 @@ class LocalStack:
                     log_sink=self.log_sink,
                     max_concurrency=config.max_concurrency,
                     reload_on_change=config.reload_on_change,
+                    record_calls_dir=record_dir,
                 )
             )
         self.functions = FunctionRegistry(functions)
@@ -351,6 +366,28 @@ class LocalStack:
         self._start_pollers()
         self._start_demo()
         LOG.info("local stack up in %.1fs", time.monotonic() - started)
+
+    @property
+    def record_aws_calls_dir(self) -> Path | None:
+        """Where the functions' AWS calls are recorded: the config's, else the process's variable."""
+        if self.config.record_aws_calls is not None:
+            return self.config.record_aws_calls.resolve()
+        from_process = os.environ.get(RECORD_AWS_CALLS_VARIABLE, "").strip()
+        return Path(from_process).resolve() if from_process else None
+
+    def _write_resource_names(self, record_dir: Path) -> None:
+        """``<dir>/_stack-<name>-<n>.json``: this stack's physical names by logical id, so that the
+        recorded resources (table names, queue URLs, bus names) can be read as the template's."""
+        record_dir.mkdir(parents=True, exist_ok=True)
+        names = {
+            "template": str(self.template_path.resolve()),
+            "stack_name": self.config.stack_name,
+            "tables": self.table_names,
+            "queues": self.queue_urls,
+            "buses": self.bus_names,
+        }
+        path = record_dir / f"_stack-{self.config.stack_name}-{uuid.uuid4().hex[:8]}.json"
+        path.write_text(json.dumps(names, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
     def _start_demo(self) -> None:
         """The demo checkout page (demo/steppay_demo), beside the API, with its own live event feed."""

@@ -92,6 +92,10 @@ class HttpApiEvent:
     api_id: str  # logical id of the HttpApi ("ServerlessHttpApi" for SAM's implicit API)
     payload_format_version: str = "2.0"
     timeout_in_millis: int | None = None
+    #: The route's authorizer after SAM's rules (the event's ``Auth.Authorizer``, else the API's
+    #: ``Auth.DefaultAuthorizer``; ``NONE`` opts out): None (no authorization), ``"AWS_IAM"``, or the
+    #: name of another authorizer (JWT, Lambda), which the local API does not emulate and refuses.
+    authorizer: str | None = None
 
     @property
     def route_key(self) -> str:
@@ -253,6 +257,12 @@ class HttpApiSpec:
     logical_id: str
     stage_name: str
     cors: CorsConfig | None
+    #: ``Auth.DefaultAuthorizer`` ("AWS_IAM", an authorizer's name, or None).
+    default_authorizer: str | None = None
+    #: ``Auth.EnableIamAuthorizer``.
+    iam_enabled: bool = False
+    #: ``Auth.Authorizers``: name -> kind ("JWT", "LAMBDA", or "UNKNOWN").
+    authorizers: Mapping[str, str] = field(default_factory=dict, hash=False)
 
 
 @dataclass
@@ -343,6 +353,7 @@ class Template:
             "AWS::NoValue": NO_VALUE,
         }
         self._refs: dict[str, Any] = {}
+        self._auth_warned: set[str] = set()
         self._attrs: dict[tuple[str, str], Any] = {}
         all_resources: dict[str, Any] = self.raw["Resources"]
         self.resources: dict[str, dict[str, Any]] = {
@@ -785,13 +796,21 @@ class Template:
         apis: dict[str, HttpApiSpec] = {}
         global_api = self.resolve(self.globals.get("HttpApi") or {})
         for logical_id in self.resources_of("AWS::Serverless::HttpApi"):
-            props = {**global_api, **self.props(logical_id)}
+            own = self.props(logical_id)
+            props = {**global_api, **own}
             apis[logical_id] = HttpApiSpec(
-                logical_id, _as_str(props.get("StageName", "$default")), _cors(props.get("CorsConfiguration"))
+                logical_id,
+                _as_str(props.get("StageName", "$default")),
+                _cors(props.get("CorsConfiguration")),
+                # SAM merges a map of Globals into the resource's own (the resource's keys win).
+                **_http_api_auth(_merge_globals(global_api.get("Auth"), own.get("Auth"))),
             )
         if "ServerlessHttpApi" in self._refs and "ServerlessHttpApi" not in apis:
             apis["ServerlessHttpApi"] = HttpApiSpec(
-                "ServerlessHttpApi", "$default", _cors(global_api.get("CorsConfiguration"))
+                "ServerlessHttpApi",
+                "$default",
+                _cors(global_api.get("CorsConfiguration")),
+                **_http_api_auth(global_api.get("Auth")),
             )
         return apis
 
@@ -869,8 +888,44 @@ class Template:
             else None,
         )
 
+    def _route_authorizer(
+        self, function_id: str, name: str, api_id: str, auth: Any, apis: Mapping[str, HttpApiSpec]
+    ) -> str | None:
+        """The authorizer of one HttpApi event, as SAM decides it (event's own, else the API's default)."""
+        api = apis.get(api_id)
+        own = auth.get("Authorizer") if isinstance(auth, dict) else None
+        if own is None or own is NO_VALUE:
+            chosen = api.default_authorizer if api else None
+        else:
+            chosen = _as_str(own)
+        if chosen is None or chosen == "NONE":
+            return None
+        where = f"{function_id}.{name}"
+        first = where not in self._auth_warned  # functions() runs more than once: say it once
+        self._auth_warned.add(where)
+        if chosen == "AWS_IAM":
+            if api is not None and not api.iam_enabled and first:
+                LOG.warning(
+                    "%s: Authorizer AWS_IAM but %s has no Auth.EnableIamAuthorizer: true "
+                    "(SAM rejects this); enforcing AWS_IAM locally anyway",
+                    where,
+                    api_id,
+                )
+            return "AWS_IAM"
+        kind = (api.authorizers.get(chosen) if api else None) or "UNKNOWN"
+        if not first:
+            return chosen
+        LOG.warning(
+            "%s: authorizer %s (%s) is not emulated locally; every request to this route is refused (403)",
+            where,
+            chosen,
+            kind,
+        )
+        return chosen
+
     def _events(self, function_id: str, events: Mapping[str, Any]) -> list[FunctionEvent]:
         parsed: list[FunctionEvent] = []
+        apis: dict[str, HttpApiSpec] | None = None
         for name, event in events.items():
             etype = str(event.get("Type", ""))
             p = self.resolve(event.get("Properties") or {})
@@ -886,6 +941,8 @@ class Template:
                 if method == "ANY" and path in ("/$default", "$default"):
                     path = "$default"
                 timeout = p.get("TimeoutInMillis")
+                if apis is None:
+                    apis = self.http_apis()
                 parsed.append(
                     HttpApiEvent(
                         name,
@@ -894,6 +951,7 @@ class Template:
                         api_id,
                         str(p.get("PayloadFormatVersion", "2.0")),
                         int(timeout) if timeout is not None else None,
+                        self._route_authorizer(function_id, name, api_id, p.get("Auth"), apis),
                     )
                 )
             elif etype == "DynamoDB":
@@ -983,6 +1041,41 @@ def _throughput(value: Any) -> dict[str, int] | None:
     return {
         "ReadCapacityUnits": int(value.get("ReadCapacityUnits", 5)),
         "WriteCapacityUnits": int(value.get("WriteCapacityUnits", 5)),
+    }
+
+
+def _merge_globals(global_value: Any, own: Any) -> Any:
+    """SAM's Globals rule: maps merge (recursively, the resource's keys win), lists add up, else own wins."""
+    if own is None:
+        return global_value
+    if isinstance(global_value, dict) and isinstance(own, dict):
+        merged = dict(global_value)
+        for key, value in own.items():
+            merged[key] = _merge_globals(global_value.get(key), value)
+        return merged
+    if isinstance(global_value, list) and isinstance(own, list):
+        return [*global_value, *own]
+    return own
+
+
+def _http_api_auth(auth: Any) -> dict[str, Any]:
+    """``HttpApiSpec`` fields from an HttpApi's ``Auth`` (SAM's ``DefaultAuthorizer``, ...)."""
+    if not isinstance(auth, dict):
+        return {}
+    default = auth.get("DefaultAuthorizer")
+    kinds: dict[str, str] = {}
+    for name, definition in (auth.get("Authorizers") or {}).items():
+        definition = definition if isinstance(definition, dict) else {}
+        if "JwtConfiguration" in definition:
+            kinds[str(name)] = "JWT"
+        elif "FunctionArn" in definition:
+            kinds[str(name)] = "LAMBDA"
+        else:
+            kinds[str(name)] = "UNKNOWN"
+    return {
+        "default_authorizer": None if default is None or default is NO_VALUE else _as_str(default),
+        "iam_enabled": _as_bool(auth.get("EnableIamAuthorizer", False)),
+        "authorizers": kinds,
     }
 
 

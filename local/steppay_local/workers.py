@@ -5,7 +5,8 @@ each started with that function's resolved environment and ``PYTHONPATH`` = its 
 its layers. A worker serves one invocation at a time; the pool grows on demand up to
 ``max_concurrency``. A worker that dies or runs past the function's ``Timeout`` is killed and
 replaced, and the invocation fails as Lambda reports it. Worker stdout/stderr lines go to a log sink
-with the function's logical id as their source.
+with the function's logical id as their source. With ``record_calls_dir``, each worker notes the AWS
+calls its function makes there (``<dir>/<LogicalId>.txt``, see ``_bootstrap``).
 """
 
 from __future__ import annotations
@@ -28,6 +29,10 @@ from steppay_local._util import DEFAULT_REGION, DUMMY_CREDENTIALS, LOG, LogSink,
 from steppay_local.template import FunctionSpec
 
 BOOTSTRAP = Path(__file__).with_name("_bootstrap.py")
+#: The bootstrap's switches for recording AWS calls (kept in step with _bootstrap.py, which imports
+#: nothing of this package).
+RECORD_DIR_VARIABLE = "LOCAL_RECORD_AWS_CALLS"
+LOGICAL_ID_VARIABLE = "LOCAL_FUNCTION_LOGICAL_ID"
 SYNC_PAYLOAD_LIMIT = 6 * 1024 * 1024  # bytes, request and response of a synchronous invocation
 ASYNC_PAYLOAD_LIMIT = 256 * 1024
 
@@ -155,6 +160,10 @@ class _Worker:
         env["AWS_LAMBDA_LOG_STREAM_NAME"] = (
             f"{time.strftime('%Y/%m/%d', time.gmtime())}/[$LATEST]{uuid.uuid4().hex}"
         )
+        if function.record_calls_dir is not None:
+            # Read and removed by the bootstrap before the handler loads (not the function's own).
+            env[RECORD_DIR_VARIABLE] = str(function.record_calls_dir)
+            env[LOGICAL_ID_VARIABLE] = function.spec.logical_id
         self.code_stamp = function.code_stamp()
         self.started = time.monotonic()
         try:
@@ -324,6 +333,7 @@ class LocalFunction:
         python: str = sys.executable,
         init_timeout: float = 60.0,
         reload_on_change: bool = True,
+        record_calls_dir: Path | None = None,
     ) -> None:
         self.spec = spec
         self.environment = dict(environment)
@@ -332,6 +342,9 @@ class LocalFunction:
         self.python = python
         self.init_timeout = init_timeout
         self.reload_on_change = reload_on_change
+        self.record_calls_dir = record_calls_dir.resolve() if record_calls_dir is not None else None
+        if self.record_calls_dir is not None:
+            self.record_calls_dir.mkdir(parents=True, exist_ok=True)
         self._idle: list[_Worker] = []
         self._all: set[_Worker] = set()
         self._reserved = 0
