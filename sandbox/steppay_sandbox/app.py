@@ -25,7 +25,7 @@ from steppay_sandbox import pages
 from steppay_sandbox.errors import ApiError, bad_request, error_body, not_found
 from steppay_sandbox.faults import FaultRegistry
 from steppay_sandbox.state import SandboxState
-from steppay_sandbox.validation import parse_amount, parse_outcome
+from steppay_sandbox.validation import MAX_QUANTITY, parse_amount, parse_outcome, parse_quantity_choice
 from steppay_sandbox.views import JSON
 from steppay_sandbox.webhooks import Outgoing, WebhookDispatcher
 
@@ -153,6 +153,7 @@ class SandboxApp:
             ("GET", r"/_sandbox/health", self.health),
             ("POST", r"/_sandbox/orders/([^/]+)/complete", self.control_complete),
             ("POST", r"/_sandbox/orders/([^/]+)/refund", self.control_refund),
+            ("POST", r"/_sandbox/orders/([^/]+)/tamper", self.control_tamper),
             ("POST", r"/_sandbox/subscriptions/([^/]+)/renew", self.control_renew),
             ("POST", r"/_sandbox/subscriptions/([^/]+)/status", self.control_status),
             ("GET", r"/_sandbox/webhooks", self.control_webhooks),
@@ -286,6 +287,16 @@ class SandboxApp:
                 amount=order.amount,
                 currency=order.currency,
                 customer_name=customer.name if customer else "",
+                items=[
+                    pages.PageItem(
+                        price_code=item.price_code,
+                        name=self.state.render.item_name(item),
+                        unit_price=item.unit_price,
+                        minimum=item.minimum_quantity,
+                        maximum=item.maximum_quantity,
+                    )
+                    for item in order.items
+                ],
                 redirects={k: request.query.get(k, "") for k in REDIRECT_PARAMS},
                 lang=request.query.get("lang", ""),
                 problem=self.state.payable_problem(order.code),
@@ -325,8 +336,9 @@ class SandboxApp:
             return Response(303, b"", {"Location": append_query(target, params)})
         outcome = "success" if action == "pay" else "failure"
         try:
+            quantity = self._form_quantity(form) if outcome == "success" else None
             with self.state.lock:
-                _, events = self.state.complete_order(order.code, outcome)
+                _, events = self.state.complete_order(order.code, outcome, quantity=quantity)
                 self._emit(events)
         except ApiError as exc:
             ko, en = pages.MESSAGES.get(
@@ -356,6 +368,22 @@ class SandboxApp:
         ]
         return Response(303, b"", {"Location": append_query(target, params)})
 
+    @staticmethod
+    def _form_quantity(form: dict[str, str]) -> dict[str, int] | None:
+        """The pay page's ``quantity.<priceCode>`` fields as ``complete``'s quantity map."""
+        chosen: dict[str, int] = {}
+        for name, value in form.items():
+            if not name.startswith(pages.QUANTITY_FIELD):
+                continue
+            text = value.strip()
+            if not (text.isascii() and text.isdigit() and len(text) <= len(str(MAX_QUANTITY))):
+                raise bad_request("The quantity must be a whole number.", "INVALID_QUANTITY", field=name)
+            chosen[name[len(pages.QUANTITY_FIELD) :]] = int(text)
+        if not chosen:
+            return None
+        parse_quantity_choice(chosen)  # 1..MAX_QUANTITY each
+        return chosen
+
     # -- control API -----------------------------------------------------------------------
 
     def health(self, request: Request, _: str) -> Response:
@@ -366,10 +394,19 @@ class SandboxApp:
         outcome = parse_outcome(body)
         error_code = body.get("errorCode") if isinstance(body.get("errorCode"), str) else None
         error_message = body.get("errorMessage") if isinstance(body.get("errorMessage"), str) else None
+        quantity = parse_quantity_choice(body.get("quantity"))
         with self.state.lock:
             order, events = self.state.complete_order(
-                ref, outcome, error_code=error_code, error_message=error_message
+                ref, outcome, error_code=error_code, error_message=error_message, quantity=quantity
             )
+            self._emit(events)
+        return json_response(200, order)
+
+    def control_tamper(self, request: Request, ref: str) -> Response:
+        """Test-only (not something StepPay does): see ``SandboxState.tamper_order``."""
+        body = request.json()
+        with self.state.lock:
+            order, events = self.state.tamper_order(ref, body)
             self._emit(events)
         return json_response(200, order)
 

@@ -1,8 +1,11 @@
-"""``python -m steppay_sandbox``: run the sandbox, or drive a running one.
+"""``python -m steppay_sandbox`` (installed: ``steppay-sandbox``): run the sandbox, or drive one.
 
     python -m steppay_sandbox serve [--host --port --secret-token --webhook-key --webhook-url
                                      --webhook-v1 --state-file --catalogue]
     python -m steppay_sandbox [--url URL] complete ORDER_CODE [--outcome success|failure]
+                                               [--quantity N | --quantity PRICE_CODE=N ...]
+    python -m steppay_sandbox tamper ORDER_CODE [--item I] [--min-quantity N] [--max-quantity N]
+                                     [--price-code C] [--product-code C] [--customer-id N] [--body JSON]
     python -m steppay_sandbox renew SUB_ID [--outcome success|failure]
     python -m steppay_sandbox status SUB_ID STATUS
     python -m steppay_sandbox refund ORDER_CODE [--amount N]
@@ -32,6 +35,7 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
+from steppay_sandbox import __version__
 from steppay_sandbox.server import DEFAULT_HOST, DEFAULT_PORT, DEFAULT_SECRET_TOKEN, DEFAULT_WEBHOOK_KEY
 
 DEFAULT_URL = f"http://{DEFAULT_HOST}:{DEFAULT_PORT}"
@@ -46,10 +50,15 @@ def _versions(value: str) -> list[str]:
     return [v.strip() for v in value.split(",") if v.strip()]
 
 
+def _prog() -> str:
+    """``steppay-sandbox`` when run as the installed console script, else ``python -m ...``."""
+    name = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    return "steppay-sandbox" if name.startswith("steppay-sandbox") else "python -m steppay_sandbox"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m steppay_sandbox", description="The local StepPay sandbox."
-    )
+    parser = argparse.ArgumentParser(prog=_prog(), description="The local StepPay sandbox.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument(
         "--url", default=_env("SANDBOX_URL", DEFAULT_URL), help="sandbox base URL for control commands"
     )
@@ -77,6 +86,25 @@ def build_parser() -> argparse.ArgumentParser:
     complete = sub.add_parser("complete", help="pay (or fail) an order as the pay page would")
     complete.add_argument("order")
     complete.add_argument("--outcome", choices=("success", "failure"), default="success")
+    complete.add_argument(
+        "--quantity",
+        action="append",
+        metavar="N|PRICE_CODE=N",
+        help="the shopper's chosen quantity: N for every item, or PRICE_CODE=N (repeatable) per item",
+    )
+
+    tamper = sub.add_parser(
+        "tamper",
+        help="test only, not something StepPay does: change an unpaid order's item bounds, price or customer",
+    )
+    tamper.add_argument("order")
+    tamper.add_argument("--item", type=int, default=0, help="which order item (0-based, default 0)")
+    tamper.add_argument("--min-quantity", type=int)
+    tamper.add_argument("--max-quantity", type=int)
+    tamper.add_argument("--price-code")
+    tamper.add_argument("--product-code")
+    tamper.add_argument("--customer-id", type=int)
+    tamper.add_argument("--body", help="the raw JSON body instead of the options above")
 
     renew = sub.add_parser("renew", help="charge a subscription's renewal")
     renew.add_argument("subscription")
@@ -138,10 +166,69 @@ def call(
             return exc.code, raw.decode("utf-8", "replace")
 
 
+def _quantity_option(values: list[str]) -> Any:
+    """``--quantity 3`` → ``3``; ``--quantity price_a=2 --quantity price_b=1`` → a map."""
+    if len(values) == 1 and "=" not in values[0]:
+        return _int_option(values[0], "--quantity")
+    chosen: dict[str, int] = {}
+    for value in values:
+        code, sep, number = value.partition("=")
+        if not sep or not code:
+            raise CliError("--quantity is N (every item) or PRICE_CODE=N (repeatable), not both")
+        chosen[code] = _int_option(number, "--quantity")
+    return chosen
+
+
+def _int_option(value: str, name: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise CliError(f"{name}: {value!r} is not an integer") from None
+
+
+def _tamper_body(args: argparse.Namespace) -> Any:
+    if args.body is not None:
+        try:
+            return json.loads(args.body)
+        except ValueError as exc:
+            raise CliError(f"--body is not JSON: {exc}") from None
+    if args.item < 0:
+        raise CliError("--item is a 0-based index")
+    entry: dict[str, Any] = {}
+    for key, value in (
+        ("minimumQuantity", args.min_quantity),
+        ("maximumQuantity", args.max_quantity),
+        ("priceCode", args.price_code),
+        ("productCode", args.product_code),
+    ):
+        if value is not None:
+            entry[key] = value
+    body: dict[str, Any] = {}
+    if entry:
+        body["items"] = [{} for _ in range(args.item)] + [entry]
+    if args.customer_id is not None:
+        body["customerId"] = args.customer_id
+    if not body:
+        raise CliError(
+            "tamper needs --min-quantity, --max-quantity, --price-code, --product-code, "
+            "--customer-id or --body"
+        )
+    return body
+
+
+class CliError(Exception):
+    """A usage error in a control command's options (exit code 2)."""
+
+
 def _control(args: argparse.Namespace) -> tuple[str, str, Any]:
     command = args.command
     if command == "complete":
-        return "POST", f"/_sandbox/orders/{quote(args.order, safe='')}/complete", {"outcome": args.outcome}
+        body: dict[str, Any] = {"outcome": args.outcome}
+        if args.quantity:
+            body["quantity"] = _quantity_option(args.quantity)
+        return "POST", f"/_sandbox/orders/{quote(args.order, safe='')}/complete", body
+    if command == "tamper":
+        return "POST", f"/_sandbox/orders/{quote(args.order, safe='')}/tamper", _tamper_body(args)
     if command == "renew":
         return (
             "POST",
@@ -243,7 +330,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "fault" and not args.webhooks and not args.path:
         print("fault needs --path (inbound) or --webhooks drop|delay", file=sys.stderr)
         return 2
-    method, path, body = _control(args)
+    try:
+        method, path, body = _control(args)
+    except CliError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
     try:
         status, payload = call(args.url, method, path, body)
     except (OSError, ValueError) as exc:

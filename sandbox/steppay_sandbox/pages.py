@@ -8,8 +8,29 @@ merchant's successUrl / errorUrl / cancelUrl.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from html import escape
 from urllib.parse import quote
+
+# The pay page's quantity fields are named ``quantity.<priceCode>`` (one per item whose
+# maximumQuantity is above its minimumQuantity); the submit handler reads them back.
+QUANTITY_FIELD = "quantity."
+
+
+@dataclass(frozen=True)
+class PageItem:
+    """One order item as the pay page shows it."""
+
+    price_code: str
+    name: str
+    unit_price: int
+    minimum: int
+    maximum: int | None
+
+    @property
+    def choosable(self) -> bool:
+        return self.maximum is not None and self.maximum > self.minimum
+
 
 # Security headers for the HTML pages: no X-Frame-Options and no frame-ancestors directive
 # (StepPay's pay page may be embedded in an iframe), no form-action restriction (the form's
@@ -43,6 +64,9 @@ button:focus-visible { outline: 3px solid #86a8ff; outline-offset: 2px; }
 #fail-button { color: #a40e26; }
 .message { padding: .8rem 1rem; border-radius: 8px; background: #fdecee; color: #8a1024; }
 .message.ok { background: #e6f6ec; color: #0f5b2c; }
+label { font-size: .9rem; color: #5b6577; }
+input[type=number] { font: inherit; font-size: 1rem; padding: .6rem; border-radius: 8px;
+  border: 1px solid #c9d0dc; }
 .note { font-size: .8rem; color: #5b6577; margin-top: 1.25rem; }
 """
 
@@ -50,6 +74,7 @@ MESSAGES = {
     "ORDER_ALREADY_PAID": ("이미 결제된 주문입니다.", "This order is already paid."),
     "ORDER_CANCELLED": ("취소된 주문입니다.", "This order is cancelled."),
     "ORDER_EXPIRED": ("결제 기한이 지난 주문입니다.", "This order's purchase deadline has passed."),
+    "INVALID_QUANTITY": ("선택할 수 없는 수량입니다.", "This quantity cannot be chosen for this order."),
 }
 
 
@@ -79,8 +104,14 @@ def pay_page(
     redirects: dict[str, str],
     lang: str,
     problem: str | None = None,
+    items: list[PageItem] | None = None,
 ) -> str:
-    """The pay page for one order, with its Pay / Fail / Cancel buttons."""
+    """The pay page for one order, with its Pay / Fail / Cancel buttons.
+
+    Items whose ``maximumQuantity`` is above their ``minimumQuantity`` get a quantity input
+    (``quantity.<priceCode>``, ``min``/``max`` their bounds, the minimum preselected): the
+    shopper's choice, which Pay charges (unit price x quantity).
+    """
     hidden = "".join(
         f'<input type="hidden" name="{escape(name)}" value="{escape(value)}">\n'
         for name, value in redirects.items()
@@ -97,12 +128,15 @@ def pay_page(
             "닫기 · Close</button>\n</form>"
         )
     else:
+        inputs = _quantity_inputs([i for i in items or [] if i.choosable], currency)
+        # Fail / Cancel do not depend on the quantity, so they skip the inputs' validation.
+        skip = " formnovalidate" if inputs else ""
         actions = (
-            f'<form method="post" action="/pay/{quote(order_code)}" target="_self">\n{hidden}'
+            f'<form method="post" action="/pay/{quote(order_code)}" target="_self">\n{hidden}{inputs}'
             '<button type="submit" id="pay-button" name="action" value="pay">결제하기 · Pay</button>\n'
-            '<button type="submit" id="fail-button" name="action" value="fail">'
+            f'<button type="submit" id="fail-button" name="action" value="fail"{skip}>'
             "결제 실패 · Fail</button>\n"
-            '<button type="submit" id="cancel-button" name="action" value="cancel">'
+            f'<button type="submit" id="cancel-button" name="action" value="cancel"{skip}>'
             "결제 취소 · Cancel</button>\n</form>"
         )
     body = (
@@ -118,6 +152,29 @@ def pay_page(
         "This is the local StepPay sandbox: no money moves.</p>"
     )
     return _document("StepPay 결제 · Payment", body, lang)
+
+
+def _quantity_inputs(items: list[PageItem], currency: str) -> str:
+    """A labelled number input per item whose quantity the shopper may choose."""
+    html = ""
+    for item in items:
+        assert item.maximum is not None
+        code = escape(item.price_code)
+        html += (
+            f'<label for="quantity-{code}">수량 · Quantity: {escape(item.name)} '
+            f"({escape(format_amount(item.unit_price, currency))} x {item.minimum}-{item.maximum})</label>\n"
+            f'<input type="number" class="quantity" id="quantity-{code}" '
+            f'name="{escape(QUANTITY_FIELD)}{code}" value="{item.minimum}" min="{item.minimum}" '
+            f'max="{item.maximum}" step="1" required inputmode="numeric" data-price-code="{code}" '
+            f'data-unit-price="{item.unit_price}">\n'
+        )
+    if html:
+        html += (
+            '<p class="note" id="quantity-note">결제 금액 = 단가 x 선택한 수량 '
+            "(위 금액은 최소 수량 기준) · Amount = unit price x chosen quantity "
+            "(the amount above is for the minimum).</p>\n"
+        )
+    return html
 
 
 def result_page(*, title_ko: str, title_en: str, order_code: str, ok: bool, lang: str) -> str:

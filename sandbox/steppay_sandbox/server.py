@@ -309,6 +309,16 @@ class SandboxServer:
         """Base URL used in pay-link redirects (``url`` unless configured)."""
         return self._public_url or self.url
 
+    @property
+    def secret_token(self) -> str:
+        """The ``Secret-Token`` StepPay's API calls must send."""
+        return self.app.secret_token
+
+    @property
+    def webhook_key(self) -> str:
+        """The key v2 webhooks are signed with from now on (after any rotation)."""
+        return self.dispatcher.settings.key
+
     # -- conveniences for tests and tools --------------------------------------------------
 
     def configure_webhooks(

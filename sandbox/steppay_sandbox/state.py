@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from steppay_sandbox import models
-from steppay_sandbox.catalogue import Catalogue
+from steppay_sandbox.catalogue import Catalogue, Price
 from steppay_sandbox.errors import ApiError, bad_request, conflict, not_found
 from steppay_sandbox.models import (
     CANCELLED,
@@ -38,7 +38,13 @@ from steppay_sandbox.models import (
     SubscriptionItem,
 )
 from steppay_sandbox.timeutil import add_interval, now, parse_datetime
-from steppay_sandbox.validation import parse_amount, parse_order_create
+from steppay_sandbox.validation import (
+    INT32_MAX,
+    QuantityChoice,
+    parse_amount,
+    parse_order_create,
+    parse_tamper,
+)
 from steppay_sandbox.views import JSON, Renderer, page
 from steppay_sandbox.webhooks import Outgoing
 
@@ -359,15 +365,123 @@ class SandboxState:
             return self.render.order(order), events
 
     def complete_order(
-        self, ref: str, outcome: str, *, error_code: str | None = None, error_message: str | None = None
+        self,
+        ref: str,
+        outcome: str,
+        *,
+        error_code: str | None = None,
+        error_message: str | None = None,
+        quantity: QuantityChoice | None = None,
     ) -> Result:
-        """Settle an order as the pay page would: ``success`` pays it, ``failure`` declines it."""
+        """Settle an order as the pay page would: ``success`` pays it, ``failure`` declines it.
+
+        ``quantity`` is what the shopper chose on the pay page (``success`` only): an int for
+        every item or ``{priceCode: n}`` (items not named keep their ``minimumQuantity``). Each
+        must lie within its item's ``[minimumQuantity, maximumQuantity or minimumQuantity]``,
+        else 400 ``INVALID_QUANTITY`` and nothing changes.
+        """
+        if quantity is not None and outcome != "success":
+            raise bad_request(
+                "'quantity' is chosen only for a successful payment.", "INVALID_QUANTITY", field="quantity"
+            )
         with self.lock:
             order = self.find_order(ref)
             self._check_payable(order)
+            chosen = self._chosen_quantities(order, quantity)
+            for item, value in zip(order.items, chosen, strict=True):
+                item.quantity = value
             events = self._settle(order, outcome, error_code=error_code, error_message=error_message)
             self._save()
             return self.render.order(order), events
+
+    @staticmethod
+    def _chosen_quantities(order: Order, quantity: QuantityChoice | None) -> list[int]:
+        """Each item's quantity for this payment; 400 when one is outside the item's bounds."""
+        if isinstance(quantity, dict):
+            price_codes = {item.price_code for item in order.items}
+            unknown = sorted(set(quantity) - price_codes)
+            if unknown:
+                raise bad_request(
+                    f"'quantity' names prices that are not in this order: {', '.join(unknown)}.",
+                    "INVALID_QUANTITY",
+                    field="quantity",
+                )
+        chosen = []
+        for item in order.items:
+            if quantity is None:
+                value = item.minimum_quantity
+            elif isinstance(quantity, dict):
+                value = quantity.get(item.price_code, item.minimum_quantity)
+            else:
+                value = quantity
+            high = item.maximum_quantity if item.maximum_quantity is not None else item.minimum_quantity
+            if not item.minimum_quantity <= value <= high:
+                field = "quantity" if not isinstance(quantity, dict) else f"quantity.{item.price_code}"
+                raise bad_request(
+                    f"The quantity of {item.price_code} must be between {item.minimum_quantity} and {high} "
+                    f"(the order item's minimumQuantity and maximumQuantity); {value} was chosen.",
+                    "INVALID_QUANTITY",
+                    field=field,
+                )
+            chosen.append(value)
+        total = sum(item.unit_price * value for item, value in zip(order.items, chosen, strict=True))
+        if total > INT32_MAX:
+            raise bad_request("The order amount is too large.", "INVALID_QUANTITY", field="quantity")
+        return chosen
+
+    def tamper_order(self, ref: str, body: Any) -> Result:
+        """Test-only: change what an unpaid order will charge, behind the merchant's back.
+
+        Not something StepPay does. It overwrites an item's ``minimumQuantity`` /
+        ``maximumQuantity``, its price (``priceCode`` / ``productCode``, to another catalogue
+        price) and the order's customer, so that a later ``complete`` pays something other than
+        what the merchant registered. No webhook and no order log entry: the order simply says
+        something else from now on. 409 once the order is paid, cancelled or past its deadline.
+        """
+        with self.lock:
+            order = self.find_order(ref)
+            self._check_payable(order)
+            spec = parse_tamper(body, [(i.product_code, i.price_code) for i in order.items], self.catalogue)
+            # Work out every new item before changing any, so a refusal changes nothing.
+            planned: list[tuple[OrderItem, int, int | None, Price | None]] = []
+            for item, change in zip(order.items, spec.items, strict=False):
+                minimum = change.minimum_quantity or item.minimum_quantity
+                maximum = None if change.clear_maximum else (change.maximum_quantity or item.maximum_quantity)
+                if maximum is not None and maximum < minimum:
+                    raise bad_request(
+                        f"maximumQuantity ({maximum}) would be below minimumQuantity ({minimum}).",
+                        "INVALID_QUANTITY",
+                    )
+                planned.append((item, minimum, maximum, change.price))
+            new_prices = [
+                (price if price is not None else self.catalogue.price(item.product_code, item.price_code))
+                for item, _, _, price in planned
+            ] + [self.catalogue.price(i.product_code, i.price_code) for i in order.items[len(planned) :]]
+            currencies = {p.currency for p in new_prices if p is not None}
+            if len(currencies) > 1:
+                raise bad_request("All items of an order must use the same currency.", "INVALID_CURRENCY")
+            intervals = {
+                (p.recurring.interval, p.recurring.interval_count)
+                for p in new_prices
+                if p is not None and p.recurring is not None
+            }
+            if len(intervals) > 1:
+                raise bad_request("All recurring items of an order must renew on the same interval.")
+            moment = self.clock()
+            for item, minimum, maximum, price in planned:
+                item.minimum_quantity, item.maximum_quantity = minimum, maximum
+                item.quantity = minimum
+                if price is not None:
+                    item.product_code, item.price_code = price.product_code, price.code
+                    item.unit_price, item.currency = price.amount, price.currency
+                item.modified_at = moment
+            if spec.customer is not None:
+                order.customer_id = spec.customer.id
+            if order.type in ("ONE_TIME", "RECURRING_INITIAL"):
+                order.type = "RECURRING_INITIAL" if intervals else "ONE_TIME"
+            order.modified_at = moment
+            self._save()
+            return self.render.order(order), []
 
     def _check_payable(self, order: Order) -> None:
         if order.is_paid:

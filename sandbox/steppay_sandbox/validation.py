@@ -226,3 +226,155 @@ def parse_outcome(body: Any) -> str:
     if outcome not in ("success", "failure"):
         raise ApiError(400, "INVALID_REQUEST", "'outcome' must be 'success' or 'failure'.")
     return str(outcome)
+
+
+# -- the shopper's quantity and the tamper control (control API, not StepPay's API) ------------
+
+QuantityChoice = int | dict[str, int]
+
+
+def _quantity_value(value: Any, field: str) -> int:
+    if not is_int(value) or not 1 <= value <= MAX_QUANTITY:
+        raise bad_request(
+            f"'{field}' must be an integer between 1 and {MAX_QUANTITY}.", "INVALID_QUANTITY", field=field
+        )
+    return int(value)
+
+
+def parse_quantity_choice(value: Any) -> QuantityChoice | None:
+    """``complete``'s optional ``quantity``: an int for every item, or ``{priceCode: n}``.
+
+    Only the shape is checked here; whether each value is within its item's
+    ``[minimumQuantity, maximumQuantity]`` is checked against the order (``SandboxState``).
+    """
+    if value is None:
+        return None
+    if isinstance(value, dict):
+        if not value:
+            raise bad_request("'quantity' must not be an empty object.", "INVALID_QUANTITY", field="quantity")
+        choice: dict[str, int] = {}
+        for key, raw in value.items():
+            if not isinstance(key, str) or not key:
+                raise bad_request("'quantity' keys are price codes.", "INVALID_QUANTITY", field="quantity")
+            choice[key] = _quantity_value(raw, f"quantity.{key}")
+        return choice
+    return _quantity_value(value, "quantity")
+
+
+@dataclass(frozen=True)
+class ItemTamper:
+    """What one ``tamper`` entry changes on one order item (None: unchanged)."""
+
+    minimum_quantity: int | None
+    maximum_quantity: int | None
+    clear_maximum: bool
+    price: Price | None
+
+
+@dataclass(frozen=True)
+class Tamper:
+    customer: Customer | None
+    items: tuple[ItemTamper, ...]
+
+
+_TAMPER_KEYS = frozenset({"customerId", "items"})
+_TAMPER_ITEM_KEYS = frozenset({"minimumQuantity", "maximumQuantity", "priceCode", "productCode"})
+
+
+def _tamper_price(raw: dict[str, Any], field: str, current: tuple[str, str], catalogue: Catalogue) -> Price:
+    """The catalogue price a tamper entry names (``priceCode`` and/or ``productCode``)."""
+    for key in ("priceCode", "productCode"):
+        if key in raw and (not isinstance(raw[key], str) or not raw[key]):
+            raise bad_request(f"'{field}.{key}' must be a non-empty string.", field=f"{field}.{key}")
+    _, current_price = current
+    product_code = raw.get("productCode")
+    price_code = raw.get("priceCode")
+    if price_code is not None:
+        owner = next((p for p in catalogue.products if p.price(price_code) is not None), None)
+        if owner is None:
+            raise bad_request(
+                f"Price {price_code!r} is not in the catalogue.",
+                "PRICE_NOT_FOUND",
+                field=f"{field}.priceCode",
+            )
+        if product_code is not None and product_code != owner.code:
+            raise bad_request(
+                f"Price {price_code!r} does not belong to product {product_code!r}.",
+                "PRICE_NOT_FOUND",
+                field=f"{field}.productCode",
+            )
+        found = owner.price(price_code)
+        assert found is not None
+        return found
+    product = catalogue.product(str(product_code))
+    if product is None:
+        raise bad_request(
+            f"Product {product_code!r} is not in the catalogue.",
+            "PRODUCT_NOT_FOUND",
+            field=f"{field}.productCode",
+        )
+    found = product.price(current_price)
+    if found is None:
+        if len(product.prices) != 1:
+            raise bad_request(
+                f"Give '{field}.priceCode' too: product {product_code!r} has no price {current_price!r}.",
+                "PRICE_NOT_FOUND",
+                field=f"{field}.priceCode",
+            )
+        found = product.prices[0]
+    return found
+
+
+def parse_tamper(body: Any, current_items: list[tuple[str, str]], catalogue: Catalogue) -> Tamper:
+    """The ``tamper`` control's body, checked against the catalogue.
+
+    ``current_items`` are the order's items as ``(productCode, priceCode)``, in order: entry ``i``
+    of ``items`` changes item ``i`` (``{}`` or a shorter list leaves the others as they are).
+    """
+    if not isinstance(body, dict):
+        raise bad_request("The request body must be a JSON object.")
+    unknown = set(body) - _TAMPER_KEYS
+    if unknown:
+        raise bad_request(f"Unknown tamper fields: {', '.join(sorted(map(str, unknown)))}.")
+    if not body:
+        raise bad_request("Nothing to tamper with: give 'customerId' and/or 'items'.")
+    customer = None
+    if "customerId" in body:
+        value = body["customerId"]
+        if not is_int(value):
+            raise bad_request("'customerId' must be an integer.", field="customerId")
+        customer = catalogue.customer_by_id(int(value))
+        if customer is None:
+            raise bad_request(
+                "The customer is not in the catalogue.", "CUSTOMER_NOT_FOUND", field="customerId"
+            )
+    items: list[ItemTamper] = []
+    raw_items = body.get("items", [])
+    if not isinstance(raw_items, list) or len(raw_items) > len(current_items):
+        raise bad_request(
+            f"'items' must be a list of at most {len(current_items)} entries (one per order item, in order).",
+            field="items",
+        )
+    for index, raw in enumerate(raw_items):
+        field = f"items[{index}]"
+        if not isinstance(raw, dict):
+            raise bad_request(f"'{field}' must be an object.", field=field)
+        unknown = set(raw) - _TAMPER_ITEM_KEYS
+        if unknown:
+            raise bad_request(f"Unknown fields in '{field}': {', '.join(sorted(map(str, unknown)))}.")
+        minimum = (
+            _quantity_value(raw["minimumQuantity"], f"{field}.minimumQuantity")
+            if raw.get("minimumQuantity") is not None
+            else None
+        )
+        maximum = (
+            _quantity_value(raw["maximumQuantity"], f"{field}.maximumQuantity")
+            if raw.get("maximumQuantity") is not None
+            else None
+        )
+        clear_maximum = "maximumQuantity" in raw and raw["maximumQuantity"] is None
+        price = None
+        if "priceCode" in raw or "productCode" in raw:
+            price = _tamper_price(raw, field, current_items[index], catalogue)
+        items.append(ItemTamper(minimum, maximum, clear_maximum, price))
+    return Tamper(customer, tuple(items))

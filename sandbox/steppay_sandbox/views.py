@@ -268,6 +268,13 @@ class Renderer:
             "parentOrderItemCode": None,
         }
 
+    def item_name(self, item: OrderItem) -> str:
+        """``<product name> · <plan name>`` (the pay page's label for one item)."""
+        product = self.catalogue.product(item.product_code)
+        price = product.price(item.price_code) if product else None
+        name = product.name if product else item.product_code
+        return f"{name} · {price.plan_name}" if price is not None else name
+
     def product_name(self, order: Order) -> str:
         product = self.catalogue.product(order.items[0].product_code)
         name = product.name if product else order.items[0].product_code

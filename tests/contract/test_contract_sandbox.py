@@ -117,6 +117,89 @@ def test_order_detail_through_its_life(contract: Contract, sandbox_client: Sandb
     contract.check("OrderV1DTO", get(sandbox_client, f"/api/v1/orders/{cancelled['id']}"))
 
 
+def _order_with_choice(client: SandboxClient, *kinds: str, maximum: int = 5) -> dict[str, Any]:
+    """An order whose items let the shopper choose 1..maximum (the create body checked too)."""
+    catalogue = client.catalogue()
+    items = []
+    for kind in kinds:
+        product, price = catalogue[kind]
+        items.append(
+            {
+                "productCode": product["code"],
+                "priceCode": price["code"],
+                "currency": "KRW",
+                "minimumQuantity": 1,
+                "maximumQuantity": maximum,
+            }
+        )
+    body = {"customerId": catalogue["customer"]["id"], "items": items}
+    response = client.api("POST", "/api/v1/orders", json=body)
+    assert response.status_code == 201, response.text
+    return dict(response.json())
+
+
+def test_order_completed_with_a_chosen_quantity(contract: Contract, sandbox_client: SandboxClient) -> None:
+    order = _order_with_choice(sandbox_client, "one_time")
+    contract.check("ProductOrderdto", order)
+    code = order["orderCode"]
+    refused = sandbox_client.control("POST", f"/orders/{code}/complete", {"quantity": 6})
+    assert refused.status_code == 400
+    contract.check("ProductErrorresponse", refused.json())
+    paid = sandbox_client.control("POST", f"/orders/{code}/complete", {"outcome": "success", "quantity": 3})
+    assert paid.status_code == 200, paid.text
+    contract.check("OrderV1DTO", paid.json())
+    detail = get(sandbox_client, f"/api/v1/orders/{code}")
+    contract.check("OrderV1DTO", detail)
+    price = order["items"][0]["price"]["price"]
+    assert detail["items"][0]["quantity"] == 3 and detail["paidAmount"] == 3 * price
+    assert detail["payment"]["amount"] == 3 * price
+    page = get(sandbox_client, "/api/v1/orders", params={"keyword": code, "type": "orderCode"})
+    contract.check("OrderListPageV1DTO", page)
+    assert [o["orderCode"] for o in page["content"]] == [code]
+    sandbox_client.api("PATCH", f"/api/v1/orders/{code}/cancel", json={"requestPrice": 3 * price})
+    contract.check("OrderV1DTO", get(sandbox_client, f"/api/v1/orders/{code}"))
+
+
+def test_subscription_started_with_a_chosen_quantity(
+    contract: Contract, sandbox_client: SandboxClient
+) -> None:
+    order = _order_with_choice(sandbox_client, "one_time", "recurring", maximum=3)
+    prices = [item["price"]["code"] for item in order["items"]]
+    paid = sandbox_client.control(
+        "POST", f"/orders/{order['orderCode']}/complete", {"quantity": {prices[1]: 3}}
+    )
+    assert paid.status_code == 200, paid.text
+    contract.check("OrderV1DTO", paid.json())
+    sub_id = paid.json()["subscriptions"][0]["id"]
+    sub = get(sandbox_client, f"/api/v1/subscriptions/{sub_id}")
+    contract.check("SubscriptionV1DTO", sub)
+    assert [item["quantity"] for item in paid.json()["items"]] == [1, 3]
+
+
+def test_tampered_orders(contract: Contract, sandbox_client: SandboxClient) -> None:
+    order = _order_with_choice(sandbox_client, "one_time")
+    code = order["orderCode"]
+    bodies = [
+        {"items": [{"minimumQuantity": 2, "maximumQuantity": 9}]},
+        {"items": [{"priceCode": "price_monthly_demo"}]},
+        {"items": [{"productCode": "product_onetime_demo", "priceCode": "price_onetime_demo"}]},
+        {"customerId": 1002},
+    ]
+    for body in bodies:
+        response = sandbox_client.control("POST", f"/orders/{code}/tamper", body)
+        assert response.status_code == 200, response.text
+        contract.check("OrderV1DTO", response.json())
+        contract.check("OrderV1DTO", get(sandbox_client, f"/api/v1/orders/{code}"))
+    refused = sandbox_client.control("POST", f"/orders/{code}/tamper", {"customerId": 424242})
+    assert refused.status_code == 400
+    contract.check("ProductErrorresponse", refused.json())
+    paid = sandbox_client.control("POST", f"/orders/{code}/complete", {"quantity": 9})
+    contract.check("OrderV1DTO", paid.json())
+    again = sandbox_client.control("POST", f"/orders/{code}/tamper", {"customerId": 1001})
+    assert again.status_code == 409
+    contract.check("ProductErrorresponse", again.json())
+
+
 def test_subscription_orders_and_detail(contract: Contract, sandbox_client: SandboxClient) -> None:
     initial, sub_id = sandbox_client.paid_subscription()
     contract.check("OrderV1DTO", initial)
