@@ -1,8 +1,10 @@
 """Make the README's screenshots of the demo checkout from a real run (`make screenshot`).
 
 Starts the whole local stack in memory on free ports (DynamoDB Local, moto, the StepPay sandbox, the
-local API), the demo checkout page next to it, and Debian's headless chromium; pays the one-time
-product in iframe mode by clicking through the real pages, and saves:
+local API), the demo checkout page next to it (its server registers the checkout with a signed
+``POST /checkouts``, as a merchant's backend does), and Debian's headless chromium; pays the one-time
+product in iframe mode by clicking through the real pages, checks the merchant's record says PAID,
+and saves:
 
 * ``docs/images/demo.png``: the shop page with the verified result and ``Payment Verified`` in the
   live event feed;
@@ -15,7 +17,9 @@ Run as ``PYTHONPATH=layers/steppay:sandbox:local:demo .venv/bin/python scripts/s
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -98,6 +102,11 @@ def take(out: Path, lang: str) -> list[Path]:
                     ).to_have_count(1)
                     saved.append(out / "demo.png")
                     page.screenshot(path=str(saved[-1]), full_page=True, animations="disabled")
+                    # The merchant's side (the demo server's signed GET /checkouts/{id}) agrees.
+                    with urllib.request.urlopen(f"{demo.url}/api/checkout/{code}", timeout=30) as answer:  # noqa: S310
+                        state = json.loads(answer.read())["state"]
+                    if state != "PAID":
+                        raise SystemExit(f"the merchant's record of {code} says {state}, not PAID")
                 finally:
                     browser.close()
         finally:

@@ -1,9 +1,13 @@
 // StepPay demo checkout: the shop page (index.html) and the return page (result.html).
 // Plain JavaScript, no build step, no dependencies.
 //
-// The page never holds the Secret-Token: the pay link (POST /payments/pay-url) and the
-// verification (POST /payments/verify) come from the merchant's API (this bundle), which asks
-// StepPay with the token. The redirect's query string (status=success...) is never trusted.
+// The page decides nothing about what is sold: it tells the demo server (the merchant's backend,
+// this page's own origin) which product the shopper picked and how to show the pay page
+// (POST /api/checkout). That server chooses the line, its price and quantity, the customer and its
+// own merchantRef, registers the checkout with the bundle's POST /checkouts (SigV4-signed: the
+// page holds no AWS key and no Secret-Token) and hands back only {payUrl, orderCode}. The result
+// is verified with the bundle's public POST /payments/verify; the redirect's query string
+// (status=success...) is never trusted.
 "use strict";
 
 const RESULT_MESSAGE = "steppay-demo:result";
@@ -33,7 +37,7 @@ const TEXT = {
     again: "새 주문",
     back: "상점으로 돌아가기",
     footnote:
-      "이 페이지는 Secret-Token을 갖고 있지 않습니다. 결제 링크와 결제 확인은 머천트 API(이 번들)가 스텝페이에 요청합니다.",
+      "이 페이지는 Secret-Token도 AWS 키도 갖고 있지 않습니다. 판매 상품·가격·수량은 상점 서버가 정해 서명된 요청(POST /checkouts)으로 주문을 등록하고, 페이지는 결제 링크만 받습니다. 결제 확인은 머천트 API(이 번들)가 스텝페이에 요청합니다.",
     feedTitle: "실시간 이벤트",
     feedHelp: "EventBridge 버스의 모든 이벤트(local-event-tap과 같은 내용)가 여기에 표시됩니다.",
     feedOff: "이벤트 피드가 꺼져 있습니다.",
@@ -42,7 +46,7 @@ const TEXT = {
     checking: "결제 확인 중…",
     handoff: "결과를 주문 페이지로 전달했습니다.",
     perMonth: "/월",
-    creating: "결제 링크를 만드는 중…",
+    creating: "주문을 등록하는 중…",
     redirecting: "결제창으로 이동합니다…",
     popupOpen: "새 창에서 결제를 진행해 주세요.",
     popupBlocked: "팝업이 차단되었습니다. 팝업을 허용하거나 다른 방식을 선택해 주세요.",
@@ -84,7 +88,7 @@ const TEXT = {
     again: "New order",
     back: "Back to the shop",
     footnote:
-      "This page never holds the Secret-Token: the pay link and the verification are asked of StepPay by the merchant's API (this bundle).",
+      "This page holds neither the Secret-Token nor an AWS key: the shop's server decides what is sold (product, price, quantity), registers the checkout with a signed POST /checkouts and gives the page only the pay link. The verification is asked of StepPay by the merchant's API (this bundle).",
     feedTitle: "Live events",
     feedHelp: "Every event on the EventBridge bus (what local-event-tap receives) appears here.",
     feedOff: "The event feed is off.",
@@ -93,7 +97,7 @@ const TEXT = {
     checking: "Checking the payment…",
     handoff: "The result was handed to the order page.",
     perMonth: "/month",
-    creating: "Creating the pay link…",
+    creating: "Registering the order…",
     redirecting: "Going to the pay page…",
     popupOpen: "Please complete the payment in the new window.",
     popupBlocked: "The popup was blocked. Allow popups or choose another mode.",
@@ -117,7 +121,7 @@ const TEXT = {
 let lang = initialLang();
 let config = null;
 let catalogue = null;
-let checkout = null; // the pay page in progress: {orderCode, orderId, mode, window, watch}
+let checkout = null; // the pay page in progress: {orderCode, mode, window, watch}
 let lastResult = null;
 let lastOrderCode = null;
 
@@ -178,9 +182,9 @@ async function loadJson(path) {
   return response.json();
 }
 
-// POST to the merchant's API (the bundle); its errors are {"error": {"code", "message"}}.
-async function api(path, body) {
-  const response = await fetch(config.apiUrl + path, {
+// POST JSON; the bundle's and the demo server's errors are both {"error": {"code", "message"}}.
+async function postJson(url, body) {
+  const response = await fetch(url, {
     method: "POST",
     headers: { "Content-Type": "application/json" },
     body: JSON.stringify(body),
@@ -192,6 +196,16 @@ async function api(path, body) {
     throw error;
   }
   return data;
+}
+
+// The merchant's public API (the bundle): the verification.
+async function api(path, body) {
+  return postJson(config.apiUrl + path, body);
+}
+
+// The shop's own server (the merchant's backend, same origin): it registers the checkout.
+async function shopServer(path, body) {
+  return postJson(new URL(path, SHOP_ORIGIN).toString(), body);
 }
 
 // The guide's step 3: ask the merchant's API, which asks StepPay. `status` is what the redirect
@@ -217,8 +231,6 @@ function toResult(verification, landing) {
     landing,
     verdict: verification.verdict,
     orderCode: verification.orderCode,
-    orderId: verification.orderId,
-    orderType: verification.orderType,
     amount: verification.amount,
     currency: verification.currency,
     paidAt: verification.paidAt,
@@ -379,15 +391,12 @@ function updateTotal() {
   $("pay").disabled = !item || !!checkout;
 }
 
-// Where StepPay sends the shopper back: this shop's result page, which verifies. The mode and
-// which of the three URLs it was travel in our own parameters; StepPay appends order_id,
-// order_code and status (no status on cancel).
-function returnUrl(mode, landing) {
-  const url = new URL("/result.html", SHOP_ORIGIN);
-  url.searchParams.set("mode", mode);
-  url.searchParams.set("return", landing);
-  url.searchParams.set("lang", lang);
-  return url.toString();
+// The shopper's choice, all the page sends: the catalogue line's price code, the display mode and
+// the language. The shop's server picks the rest (quantity 1, the price, the customer, its own
+// merchantRef and the return URLs, this shop's result.html, which verifies) and registers the
+// checkout, signed; it answers only the pay link and the order code.
+async function registerCheckout(item, mode) {
+  return shopServer("/api/checkout", { product: item.priceCode, mode, lang });
 }
 
 // Mode 1: full-page redirection. The shop page is replaced by the pay page; StepPay redirects
@@ -446,7 +455,7 @@ async function abandonCheckout() {
   if (!current) return;
   closeCheckout();
   try {
-    renderResult(toResult(await verifyOrder(current.orderCode, current.orderId), "closed"));
+    renderResult(toResult(await verifyOrder(current.orderCode), "closed"));
   } catch (error) {
     renderResult({ outcome: "error", orderCode: current.orderCode, message: error.message, code: error.code });
   }
@@ -479,17 +488,7 @@ async function pay() {
   }
   let link;
   try {
-    link = await api("/payments/pay-url", {
-      order: {
-        customerId: catalogue.customer.id,
-        items: [{ productCode: item.productCode, priceCode: item.priceCode, currency: item.currency, minimumQuantity: 1 }],
-      },
-      successUrl: returnUrl(mode, "success"),
-      errorUrl: returnUrl(mode, "error"),
-      cancelUrl: returnUrl(mode, "cancel"),
-      lang,
-      merchantRef: `demo-${Date.now().toString(36)}`,
-    });
+    link = await registerCheckout(item, mode);
   } catch (error) {
     if (popup) popup.close();
     say("");
@@ -499,7 +498,7 @@ async function pay() {
   }
   lastOrderCode = link.orderCode;
   document.body.dataset.orderCode = link.orderCode;
-  checkout = { orderCode: link.orderCode, orderId: link.orderId, mode, window: null, watch: 0 };
+  checkout = { orderCode: link.orderCode, mode, window: null, watch: 0 };
   if (mode === "redirect") {
     say("redirecting");
     openRedirect(link.payUrl);

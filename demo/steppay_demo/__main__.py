@@ -8,7 +8,7 @@ import os
 import signal
 import threading
 
-from steppay_demo.server import DEFAULT_PORT, DEFAULT_SECRET_TOKEN, DemoServer
+from steppay_demo.server import DEFAULT_PORT, DEFAULT_SECRET_TOKEN, LOCAL_MERCHANT_CREDENTIALS, DemoServer
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,7 +25,13 @@ def main(argv: list[str] | None = None) -> int:
         help="moto (EventBridge, SQS) for the live event feed; '' turns the feed off",
     )
     parser.add_argument("--bus-name", default="steppay-payments-local", help="the bus to show events of")
+    parser.add_argument("--region", default=env.get("AWS_REGION", "ap-northeast-2"), help="the API's region")
     args = parser.parse_args(argv)
+    # The merchant backend's keys to sign POST /checkouts: the local stack's dummy ones unless given.
+    credentials = (
+        env.get("DEMO_MERCHANT_ACCESS_KEY_ID") or LOCAL_MERCHANT_CREDENTIALS[0],
+        env.get("DEMO_MERCHANT_SECRET_ACCESS_KEY") or LOCAL_MERCHANT_CREDENTIALS[1],
+    )
     logging.basicConfig(level=logging.INFO, format="[demo] %(message)s")
     demo = DemoServer(
         args.port,
@@ -34,6 +40,8 @@ def main(argv: list[str] | None = None) -> int:
         moto_endpoint=args.moto_endpoint or None,
         bus_name=args.bus_name or None,
         secret_token=env.get("STEPPAY_SECRET_TOKEN") or DEFAULT_SECRET_TOKEN,
+        region=args.region,
+        merchant_credentials=credentials,
     ).start()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

@@ -12,6 +12,15 @@ It serves, on 127.0.0.1 only:
 * ``/config.json``: where the page finds the bundle's API and the sandbox (never the Secret-Token);
 * ``/catalogue.json``: the sandbox's products and prices, fetched here, server-side, with the local
   Secret-Token, as a merchant's backend would (the page itself never holds the token);
+* ``POST /api/checkout`` ``{"product": <priceCode>, "mode": "redirect"|"popup"|"iframe", "lang"?}``:
+  the page's "Pay". This server is the merchant's backend: it decides what is sold (the catalogue
+  line of that price code, quantity 1, its price as ``expectedAmount``, the signed-in customer, its
+  own ``merchantRef`` and return URLs) and registers the checkout with the bundle's
+  ``POST /checkouts``, SigV4-signed (``steppay_merchant.CheckoutClient``). Any other field (a price,
+  a quantity, items...) is refused with 400. It answers 201 ``{"payUrl", "orderCode"}`` and nothing
+  else; a refusal of the bundle (bad credentials: 403) is answered 502 ``{"error": {code, message}}``;
+* ``GET /api/checkout/<orderCode>``: the merchant's side of a checkout this server registered (the
+  bundle's ``GET /checkouts/{checkoutId}``, signed): state, items, customer, merchantRef...;
 * ``/events?after=<seq>``: the live feed, the last ``FEED_SIZE`` events put on the bus, newest last.
 
 The feed has its own SQS queue (``local-demo-feed``) and its own catch-all EventBridge rule on the bus,
@@ -25,24 +34,40 @@ import collections
 import json
 import logging
 import re
+import sys
 import threading
 import time
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
+from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from types import ModuleType
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 LOG = logging.getLogger("steppay_demo")
 
 SITE_DIR = Path(__file__).resolve().parents[1] / "site"
+#: merchant/steppay_merchant.py, the signing merchant client: the demo is its first user.
+MERCHANT_DIR = Path(__file__).resolve().parents[2] / "merchant"
 LOOPBACK = "127.0.0.1"
 DEFAULT_PORT = 8080
 DEFAULT_SECRET_TOKEN = "sandbox-secret-token"  # noqa: S105 - the sandbox's documented local-only token
 DEFAULT_REGION = "ap-northeast-2"
+#: The local stack's dummy credentials, the only ones its API accepts for AWS_IAM routes.
+LOCAL_MERCHANT_CREDENTIALS = ("local", "local")
+MODES = ("redirect", "popup", "iframe")
+LANGS = ("ko", "en")
+#: What the page may say when it asks for a checkout; anything else (price, quantity...) is refused.
+CHECKOUT_FIELDS = frozenset({"product", "mode", "lang"})
+MAX_BODY = 4096
+REGISTERED_KEPT = 500
+_ORDER_CODE = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_LOCAL_HOSTS = ("127.0.0.1", "localhost")
 FEED_QUEUE_NAME = "local-demo-feed"
 FEED_RULE_NAME = "local-demo-feed"
 FEED_SIZE = 50
@@ -66,6 +91,49 @@ LogSink = Callable[[str, str], None]
 def _origin(url: str) -> str:
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc}"
+
+
+def merchant_module() -> ModuleType:
+    """``steppay_merchant`` (merchant/steppay_merchant.py), importable however the demo was started.
+
+    pytest has merchant/ on its pythonpath; ``make run`` (the local stack puts only demo/ on
+    ``sys.path``) and ``python -m steppay_demo`` may not: then it is taken from this repository.
+    """
+    try:
+        import steppay_merchant
+    except ImportError:
+        if str(MERCHANT_DIR) not in sys.path:
+            sys.path.append(str(MERCHANT_DIR))
+        import steppay_merchant
+    return steppay_merchant
+
+
+class CheckoutRefused(Exception):
+    """What ``POST /api/checkout`` answers instead of a checkout: ``status`` and the error body."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(f"{status} {code}: {message}")
+        self.status = status
+        self.code = code
+        self.message = message
+
+    def body(self) -> dict[str, Any]:
+        return {"error": {"code": self.code, "message": self.message}}
+
+
+def _amount(value: Any) -> int | str | None:
+    """A catalogue price as ``expectedAmount`` (an integer or a decimal string, never a float)."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int):
+        return value
+    try:
+        number = Decimal(str(value))
+    except ArithmeticError:
+        return None
+    if not number.is_finite():
+        return None
+    return int(number) if number == number.to_integral_value() else str(number)
 
 
 class EventFeed:
@@ -227,6 +295,28 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         self._dispatch(head=False)
 
+    def do_POST(self) -> None:
+        demo = self.server.demo
+        path = urlsplit(self.path).path
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = -1
+        if length < 0 or length > MAX_BODY:
+            self.close_connection = True  # the body is not read: the connection cannot be reused
+            self._json(413, {"error": {"code": "payload_too_large", "message": "at most 4 KiB"}}, head=False)
+            return
+        raw = self.rfile.read(length) if length else b""
+        if path != "/api/checkout":
+            self._json(404, {"error": {"code": "not_found", "message": "no such route"}}, head=False)
+            return
+        try:
+            body = demo.checkout_for_page(raw, self.headers)
+        except CheckoutRefused as refused:
+            self._json(refused.status, refused.body(), head=False)
+            return
+        self._json(201, body, head=False)
+
     def _dispatch(self, *, head: bool) -> None:
         demo = self.server.demo
         url = urlsplit(self.path)
@@ -235,6 +325,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(200, demo.page_config(), head=head)
         elif path == "/catalogue.json":
             status, body = demo.catalogue()
+            self._json(status, body, head=head)
+        elif path.startswith("/api/checkout/"):
+            status, body = demo.merchant_view(path.removeprefix("/api/checkout/"))
             self._json(status, body, head=head)
         elif path == "/events":
             try:
@@ -292,6 +385,7 @@ class DemoServer:
         region: str = DEFAULT_REGION,
         host: str = LOOPBACK,
         log_sink: LogSink | None = None,
+        merchant_credentials: tuple[str, str] = LOCAL_MERCHANT_CREDENTIALS,
     ) -> None:
         self.port = port
         self.host = host
@@ -304,6 +398,12 @@ class DemoServer:
         # Used only here, server-side, to read the sandbox's catalogue: this process plays the
         # merchant's backend. It is never sent to the page (see ``page_config``).
         self._secret_token = secret_token
+        # The merchant backend's AWS credentials (access key id, secret), to sign POST /checkouts:
+        # the local stack's dummy ones by default. Never sent to the page either.
+        self._merchant_credentials = merchant_credentials
+        # The checkouts this server registered, by order code (the page knows only that): checkoutId.
+        self.registered: collections.OrderedDict[str, str] = collections.OrderedDict()
+        self._registered_lock = threading.Lock()
         self.feed: EventFeed | None = None
         self._server: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -432,6 +532,152 @@ class DemoServer:
         if not isinstance(body, dict):
             raise ValueError("unexpected answer from StepPay")
         return body
+
+    # -- the merchant's backend: registering what is sold --
+
+    def checkout_client(self) -> Any:
+        """A ``steppay_merchant.CheckoutClient`` of the bundle's API, signing with this shop's keys."""
+        from botocore.credentials import Credentials
+
+        merchant = merchant_module()
+        access_key, secret_key = self._merchant_credentials
+        return merchant.CheckoutClient(
+            self.api_url, region=self.region, credentials=Credentials(access_key, secret_key), timeout=30
+        )
+
+    def shop_origin(self, host_header: str | None) -> str:
+        """This site's origin as the browser addressed it (127.0.0.1 or localhost), else ``self.url``.
+
+        The result page must come back on the shop page's own origin: popup and iframe hand their
+        result over by postMessage to that origin only. Any other Host header is not believed.
+        """
+        own = self.url
+        if host_header:
+            parts = urlsplit(f"http://{host_header}")
+            try:
+                port = parts.port
+            except ValueError:
+                return own
+            if parts.hostname in _LOCAL_HOSTS and port == int(own.rsplit(":", 1)[1]):
+                return f"http://{parts.hostname}:{port}"
+        return own
+
+    def _return_url(self, origin: str, mode: str, landing: str, lang: str) -> str:
+        # The mode and which of the three URLs it was travel in our own parameters; StepPay appends
+        # order_id, order_code and status (no status on cancel).
+        return f"{origin}/result.html?" + urlencode({"mode": mode, "return": landing, "lang": lang})
+
+    @staticmethod
+    def _page_choice(raw: bytes) -> tuple[str, str, str]:
+        """The page's choice (product, mode, lang) from its JSON body; anything else is refused."""
+        try:
+            choice = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            raise CheckoutRefused(400, "invalid_request", "the body must be a JSON object") from None
+        if not isinstance(choice, dict):
+            raise CheckoutRefused(400, "invalid_request", "the body must be a JSON object")
+        unknown = sorted(set(choice) - CHECKOUT_FIELDS)
+        if unknown:
+            # What is sold, its price and quantity are this server's to decide, never the page's.
+            raise CheckoutRefused(
+                400,
+                "invalid_request",
+                f"unknown field(s) {', '.join(unknown)}: the page chooses only product, mode and lang",
+            )
+        product, mode, lang = choice.get("product"), choice.get("mode"), choice.get("lang", "ko")
+        if not isinstance(product, str) or not product:
+            raise CheckoutRefused(400, "invalid_request", "product (a catalogue price code) is required")
+        if mode not in MODES:
+            raise CheckoutRefused(400, "invalid_request", f"mode must be one of {', '.join(MODES)}")
+        if lang not in LANGS:
+            raise CheckoutRefused(400, "invalid_request", f"lang must be one of {', '.join(LANGS)}")
+        return product, str(mode), str(lang)
+
+    def checkout_for_page(self, raw: bytes, headers: Any) -> dict[str, Any]:
+        """``POST /api/checkout``: register what the page chose, signed; the page gets the pay link only."""
+        content_type = (headers.get("Content-Type") or "").split(";")[0].strip().lower()
+        if content_type != "application/json":
+            raise CheckoutRefused(415, "unsupported_media_type", "send application/json")
+        origin = self.shop_origin(headers.get("Host"))
+        page_origin = headers.get("Origin")
+        if page_origin is not None and page_origin != origin:
+            raise CheckoutRefused(
+                403, "forbidden_origin", "checkouts are asked for by this shop's pages only"
+            )
+        product, mode, lang = self._page_choice(raw)
+
+        status, catalogue = self.catalogue()
+        if status != 200:
+            raise CheckoutRefused(502, "catalogue_unavailable", catalogue["error"]["message"])
+        item = next((i for i in catalogue["items"] if i["priceCode"] == product), None)
+        if item is None:
+            raise CheckoutRefused(400, "unknown_product", "no such product on sale")
+        customer_id = catalogue["customer"].get("id")
+        if customer_id is None:
+            raise CheckoutRefused(502, "catalogue_unavailable", "no customer to order for")
+
+        merchant_ref = f"demo-{uuid.uuid4().hex}"  # the shop's own cart id
+        body: dict[str, Any] = {
+            "merchantRef": merchant_ref,
+            "customerId": customer_id,
+            "items": [
+                {
+                    "productCode": item["productCode"],
+                    "priceCode": item["priceCode"],
+                    "currency": item["currency"],
+                    "quantity": 1,
+                }
+            ],
+            "successUrl": self._return_url(origin, mode, "success", lang),
+            "errorUrl": self._return_url(origin, mode, "error", lang),
+            "cancelUrl": self._return_url(origin, mode, "cancel", lang),
+            "lang": lang,
+        }
+        expected = _amount(item.get("price"))
+        if expected is not None:
+            body["expectedAmount"] = expected  # the bundle checks StepPay's price against ours
+
+        merchant = merchant_module()
+        try:
+            checkout = self.checkout_client().create_checkout(body, idempotency_key=merchant_ref)
+        except merchant.CheckoutError as exc:
+            self._log(f"checkout {merchant_ref} refused by the API: {exc.status} {exc.code}: {exc.message}")
+            raise CheckoutRefused(
+                502, "checkout_refused", f"the payments API refused the checkout: {exc}"[:300]
+            ) from None
+        except (OSError, RuntimeError, ValueError) as exc:  # requests' errors are OSErrors
+            self._log(f"checkout {merchant_ref}: payments API unreachable ({exc})")
+            raise CheckoutRefused(502, "checkout_unavailable", "the payments API did not answer") from None
+        order_code, pay_url = checkout.get("orderCode"), checkout.get("payUrl")
+        if not isinstance(order_code, str) or not isinstance(pay_url, str):
+            raise CheckoutRefused(502, "checkout_unavailable", "unexpected answer from the payments API")
+        with self._registered_lock:
+            self.registered[order_code] = str(checkout.get("checkoutId"))
+            while len(self.registered) > REGISTERED_KEPT:
+                self.registered.popitem(last=False)
+        self._log(
+            f"checkout {checkout.get('checkoutId')} ({merchant_ref}) registered: {order_code}, "
+            f"{checkout.get('amount')} {checkout.get('currency')}, {mode}"
+        )
+        return {"payUrl": pay_url, "orderCode": order_code}
+
+    def merchant_view(self, order_code: str) -> tuple[int, dict[str, Any]]:
+        """``GET /api/checkout/<orderCode>``: the bundle's record of a checkout this server registered."""
+        with self._registered_lock:
+            checkout_id = self.registered.get(order_code) if _ORDER_CODE.fullmatch(order_code) else None
+        if checkout_id is None:
+            return 404, {
+                "error": {"code": "not_found", "message": "no checkout of this shop has this order code"}
+            }
+        merchant = merchant_module()
+        try:
+            return 200, dict(self.checkout_client().get_checkout(checkout_id))
+        except merchant.CheckoutError as exc:
+            return 502, {"error": {"code": "checkout_refused", "message": str(exc)[:300]}}
+        except (OSError, RuntimeError, ValueError):
+            return 502, {
+                "error": {"code": "checkout_unavailable", "message": "the payments API did not answer"}
+            }
 
 
 def wait_for(url: str, timeout: float = 10.0) -> bool:

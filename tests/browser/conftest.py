@@ -7,7 +7,7 @@ Fixtures:
 * ``browser`` (session): headless ``/usr/bin/chromium`` (never a downloaded browser), kept off the
   network by its flags.
 * ``page`` (function): a fresh browser context and page; every request it makes is recorded in
-  ``page_requests`` (method, URL, lower-cased headers).
+  ``page_requests`` (method, URL, lower-cased headers, body).
 * ``shop`` (session): what was stored in DynamoDB Local and published on the bus (``e2e.conftest.Shop``).
 """
 
@@ -85,7 +85,12 @@ def page(browser: Any, page_requests: list[dict[str, Any]]) -> Iterator[Any]:
     context.on(
         "request",
         lambda request: page_requests.append(
-            {"method": request.method, "url": request.url, "headers": dict(request.headers)}
+            {
+                "method": request.method,
+                "url": request.url,
+                "headers": dict(request.headers),
+                "body": request.post_data,
+            }
         ),
     )
     context.on("console", lambda message: print(f"[console] {message.type}: {message.text}"))

@@ -1,18 +1,29 @@
 """The demo checkout in a real browser: each pay-page mode (redirect, popup, iframe) and outcome.
 
-Each test clicks through the real pages (the demo shop, the sandbox's pay page, the demo's result
-page), asserts what the shopper sees, then what the bundle stored in DynamoDB Local and announced
-on the bus (read from ``local-event-tap``), and saves a screenshot under test-artifacts/browser/.
+Each test clicks through the real pages (the demo shop, whose server registers the checkout with a
+signed ``POST /checkouts``; the sandbox's pay page; the demo's result page, which verifies), asserts
+what the shopper sees, then what the merchant's backend sees (``GET /checkouts/{id}``), what the
+bundle stored in DynamoDB Local and announced on the bus (read from ``local-event-tap``), and saves
+a screenshot under test-artifacts/browser/.
 """
 
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from browser.shopper import (
+    AMOUNT,
+    PAY_PAGE,
+    assert_registered_by_the_shop_server,
+    assert_the_servers_choice,
+    merchant_record,
+    open_shop,
+)
 from e2e.conftest import SECRET_TOKEN, Shop
 from playwright.sync_api import expect
 
@@ -28,34 +39,16 @@ TITLE = {
     "en": {"paid": "Paid", "failed": "Payment failed", "cancelled": "Cancelled", "pending": "Not paid"},
     "ko": {"paid": "결제 완료", "failed": "결제 실패", "cancelled": "결제 취소", "pending": "결제되지 않음"},
 }
-AMOUNT = {
-    ("en", "one_time"): "₩15,000",
-    ("ko", "one_time"): "15,000원",
-    ("en", "subscription"): "₩9,900",
-    ("ko", "subscription"): "9,900원",
-}
 FORGED_MESSAGE = """() => {
   const message = {type: "steppay-demo:result",
                    result: {outcome: "paid", verdict: "PAID", orderCode: "order_forged", amount: "1"}};
   (window.opener || window.parent).postMessage(message, "*");
 }"""
-PAY_PAGE = re.compile(r"^http://127\.0\.0\.1:\d+/pay/order_\w+\?")
 
 
 def _product(mode: str, outcome: str) -> str:
     # The monthly subscription once (a paid popup checkout), the one-time product otherwise.
     return "subscription" if (mode, outcome) == ("popup", "pay") else "one_time"
-
-
-def _open_shop(page: Any, demo: DemoServer, lang: str, product: str, mode: str) -> None:
-    page.goto(f"{demo.url}/?lang={lang}")
-    expect(page.locator("body")).to_have_attribute("data-ready", "true")
-    page.locator(f"input[name=product][data-kind={product}]").check()
-    page.locator(f"input[name=mode][value={mode}]").check()
-    price = AMOUNT[(lang, product)] + (
-        {"en": "/month", "ko": "/월"}[lang] if product == "subscription" else ""
-    )
-    expect(page.locator("#total")).to_have_text(price)
 
 
 def _assert_origin_check(shop_page: Any, pay_context: Any) -> None:
@@ -82,7 +75,7 @@ def test_checkout(
     screenshots: Path,
 ) -> None:
     lang, product, shown = LANG[mode], _product(mode, outcome), SHOWN[outcome]
-    _open_shop(page, demo, lang, product, mode)
+    price_code = open_shop(page, demo, lang, product, mode)
 
     if mode == "redirect":
         page.locator("#pay").click()
@@ -132,10 +125,19 @@ def test_checkout(
         expect(verified_in_feed).to_have_class(re.compile(r"\bmine\b"))
     page.screenshot(path=str(screenshots / f"{mode}-{outcome}.png"), full_page=True, animations="disabled")
 
+    # The demo server registered the checkout (signed), and chose what it holds.
+    assert_registered_by_the_shop_server(page_requests, demo, price_code, mode, lang)
+    expected_amount = 9900 if product == "subscription" else 15000
+    checkout = merchant_record(demo, shop, code)
+    assert_the_servers_choice(checkout, shop, price_code, expected_amount)
+    assert checkout["orderCode"] == code
+    # The result shows what the verification answers, nothing of the merchant's record (the live
+    # feed beside it is the bus's, merchant-side: its events do carry the merchantRef).
+    assert checkout["merchantRef"] not in result.inner_html()
+
     # What the bundle stored and announced.
     record = shop.record(code)
     assert record is not None
-    expected_amount = 9900 if product == "subscription" else 15000
     assert record["amount"] == expected_amount
     if outcome == "pay":
         assert record["state"] == "PAID"
@@ -145,10 +147,15 @@ def test_checkout(
         verified = [e for e in shop.events_for(code, max_wait=1) if e["detail-type"] == "Payment Verified"]
         assert len(verified) == 1, verified  # the redirect and StepPay's webhook: announced once
         assert verified[0]["detail"]["amount"] == str(expected_amount)
+        paid = merchant_record(demo, shop, code)
+        assert paid["state"] == "PAID"
+        assert Decimal(str(paid["paidAmount"])) == expected_amount
+        assert paid["paidAt"]
     else:
         assert record["state"] != "PAID"
         _settled(shop)
         assert shop.record(code)["state"] != "PAID"  # type: ignore[index]
+        assert merchant_record(demo, shop, code)["state"] != "PAID"
         assert shop.events_for(code, max_wait=1) == []
         expect(page.locator(f'#events li[data-order-code="{code}"]')).to_have_count(0)
 
@@ -162,7 +169,7 @@ def test_checkout(
 def test_hand_edited_success_url_for_an_unpaid_order_shows_not_paid(
     page: Any, demo: DemoServer, shop: Shop, screenshots: Path
 ) -> None:
-    _open_shop(page, demo, "en", "one_time", "redirect")
+    open_shop(page, demo, "en", "one_time", "redirect")
     page.locator("#pay").click()
     page.wait_for_url(PAY_PAGE)
     code = urlsplit(page.url).path.rsplit("/", 1)[-1]
@@ -189,7 +196,7 @@ def test_hand_edited_success_url_for_an_unpaid_order_shows_not_paid(
 def test_closing_the_pay_window_before_paying_shows_cancelled(
     mode: str, page: Any, demo: DemoServer, shop: Shop, screenshots: Path
 ) -> None:
-    _open_shop(page, demo, "ko", "one_time", mode)
+    open_shop(page, demo, "ko", "one_time", mode)
     if mode == "popup":
         with page.expect_popup() as popup_info:
             page.locator("#pay").click()

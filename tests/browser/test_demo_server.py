@@ -1,12 +1,18 @@
-"""The demo server without a browser: what it serves, what it never serves, its own event feed."""
+"""The demo server without a browser: what it serves, what it never serves, its own event feed, and
+its merchant-backend route (``POST /api/checkout``: the server's choice, registered signed)."""
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import struct
+import subprocess
+import sys
+import textwrap
 import time
 import uuid
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +20,7 @@ import pytest
 import requests
 from e2e.conftest import SECRET_TOKEN, Shop
 
-from steppay_demo.server import FEED_QUEUE_NAME, SITE_DIR, DemoServer
+from steppay_demo.server import FEED_QUEUE_NAME, MERCHANT_DIR, SITE_DIR, DemoServer
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -36,7 +42,69 @@ def test_config_names_the_api_and_the_sandbox_and_never_the_token(demo: DemoServ
         assert response.status_code == 200, path
         assert SECRET_TOKEN not in response.text, path
     for file in SITE_DIR.iterdir():
-        assert SECRET_TOKEN not in file.read_text(encoding="utf-8"), file
+        text = file.read_text(encoding="utf-8")
+        assert SECRET_TOKEN not in text, file
+        # The page neither prices nor registers anything itself: no bundle route but the verification.
+        assert "/payments/pay-url" not in text and "/checkouts" not in text.replace("POST /checkouts", ""), (
+            file
+        )
+
+
+def test_checkout_is_registered_signed_with_the_servers_choice(demo: DemoServer, shop: Shop) -> None:
+    """``POST /api/checkout`` answers the pay link only; the bundle holds the server's line."""
+    product, price = shop.catalogue()["one_time"]
+    before = dict(demo.registered)
+    response = requests.post(
+        f"{demo.url}/api/checkout", json={"product": price["code"], "mode": "redirect"}, timeout=30
+    )
+    assert response.status_code == 201, response.text
+    answer = response.json()
+    assert set(answer) == {"payUrl", "orderCode"}
+    assert answer["payUrl"].startswith(shop.stack.sandbox_url + "/")
+    assert answer["orderCode"] in answer["payUrl"]
+    assert set(demo.registered) - set(before) == {answer["orderCode"]}
+
+    view = requests.get(f"{demo.url}/api/checkout/{answer['orderCode']}", timeout=30).json()
+    assert view == shop.backend_get(f"/checkouts/{view['checkoutId']}").json()  # signed: the same
+    assert view["state"] == "PENDING"
+    assert view["merchantRef"].startswith("demo-")
+    assert view["customer"]["id"] == shop.catalogue()["customer"]["id"]
+    assert view["items"] == [
+        {
+            "productCode": product["code"],
+            "priceCode": price["code"],
+            "currency": "KRW",
+            "quantity": 1,
+            "maxQuantity": None,
+        }
+    ]
+    assert Decimal(str(view["expectedAmount"])) == Decimal(str(price["price"]))
+    # The merchantRef is the shop's: the same one is not handed out twice.
+    again = requests.post(
+        f"{demo.url}/api/checkout", json={"product": price["code"], "mode": "redirect"}, timeout=30
+    ).json()
+    assert again["orderCode"] != answer["orderCode"]
+    # The verification the page makes gives the verdict only, nothing of the merchant's record.
+    verified = shop.post("/payments/verify", {"orderCode": answer["orderCode"]}).json()
+    assert set(verified) == {"verified", "verdict", "orderCode", "amount", "currency", "paidAt"}
+    assert verified["verdict"] == "NOT_PAID"
+
+
+def test_the_merchant_client_is_found_without_pytests_path(tmp_path: Path) -> None:
+    """Started as the local stack starts it (only demo/ on the path), the demo still signs."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["PYTHONPATH"] = str(ROOT / "demo")
+    code = (
+        "import sys, steppay_demo.server as s\n"
+        "assert 'steppay_merchant' not in sys.modules\n"
+        "print(s.merchant_module().__file__)\n"
+        "s.DemoServer(0, api_url='http://127.0.0.1:9', sandbox_url='http://127.0.0.1:9').checkout_client()\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert Path(done.stdout.strip()) == MERCHANT_DIR / "steppay_merchant.py"
 
 
 def test_catalogue_is_the_sandbox_catalogue(demo: DemoServer, shop: Shop) -> None:
@@ -128,6 +196,17 @@ def test_feed_keeps_the_last_fifty_events() -> None:
         catalogue = requests.get(f"{server.url}/catalogue.json", timeout=10)
         assert catalogue.status_code == 502
         assert catalogue.json()["error"]["code"] == "catalogue_unavailable"
+        # Its choice is checked before anything is asked; then, no catalogue: no checkout.
+        crafted = requests.post(
+            f"{server.url}/api/checkout", json={"product": "p", "mode": "iframe", "quantity": 9}, timeout=10
+        )
+        assert crafted.status_code == 400 and "quantity" in crafted.json()["error"]["message"]
+        honest = requests.post(
+            f"{server.url}/api/checkout", json={"product": "p", "mode": "iframe"}, timeout=10
+        )
+        assert honest.status_code == 502
+        assert honest.json()["error"]["code"] == "catalogue_unavailable"
+        assert server.registered == {}
     finally:
         server.stop()
     from steppay_demo.server import EventFeed
@@ -141,20 +220,19 @@ def test_feed_keeps_the_last_fifty_events() -> None:
     assert [e["seq"] for e in feed.since(58)] == [59, 60]
 
 
-# -- the README section and its screenshot --------------------------------------------------------
+# -- the demo's README and its screenshot -------------------------------------------------------
 
 
-def _demo_section() -> str:
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    match = re.search(r"^## Demo checkout \(redirect, popup, iframe\)\n(.*?)^## ", readme, re.M | re.S)
-    assert match, "README.md has no 'Demo checkout (redirect, popup, iframe)' section"
-    return match.group(1)
+def _demo_readme() -> str:
+    """demo/README.md (README.md links to it for the demo shop)."""
+    return (ROOT / "demo" / "README.md").read_text(encoding="utf-8")
 
 
 def test_readme_mode_snippets_are_taken_from_the_demo_page() -> None:
-    section = _demo_section()
+    section = _demo_readme()
     app_js = (SITE_DIR / "app.js").read_text(encoding="utf-8")
-    snippets = re.findall(r"```js\n(.*?)```", section, re.S)
+    # (a snippet inside a list item is indented as the item)
+    snippets = [textwrap.dedent(s) for s in re.findall(r"```js\n(.*?)```", section, re.S)]
     assert len(snippets) >= 3
     for snippet in snippets:
         assert snippet.strip() in app_js, snippet
@@ -165,10 +243,14 @@ def test_readme_mode_snippets_are_taken_from_the_demo_page() -> None:
         "frame.src = payUrl",
         "postMessage(message, SHOP_ORIGIN)",
         "event.origin !== SHOP_ORIGIN",
+        'shopServer("/api/checkout", { product: item.priceCode, mode, lang })',
     ):
         assert needle in joined, needle
-    assert "docs/images/demo.png" in section
+    assert "../docs/images/demo.png" in section
     assert "make screenshot" in section
+    for route in ("POST /api/checkout", "GET /api/checkout/<orderCode>", "POST /checkouts"):
+        assert route in section, route
+    assert "/payments/pay-url" not in section
 
 
 def test_readme_screenshot_is_a_real_png() -> None:
