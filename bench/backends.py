@@ -16,7 +16,7 @@ import sys
 import threading
 import time
 import uuid
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,23 +37,40 @@ REGION = "ap-northeast-2"
 SECRET_TOKEN = "bench-secret-token"  # noqa: S105 - a local sandbox's token, nothing real
 WEBHOOK_KEY = "bench-webhook-key"
 STACK_NAME = "steppay-bench"
-ORDER_BODY: dict[str, Any] = {
-    "order": {
-        "customerId": 1001,
-        "items": [
-            {
-                "productCode": "product_onetime_demo",
-                "priceCode": "price_onetime_demo",
-                "currency": "KRW",
-                "minimumQuantity": 1,
-            }
-        ],
-    },
+# What the merchant's backend registers (`POST /checkouts`): one line of the sandbox's seed
+# catalogue for its seed customer. `checkout_body` adds the merchantRef, unique per call.
+CHECKOUT_BODY: dict[str, Any] = {
+    "customerId": 1001,
+    "items": [
+        {
+            "productCode": "product_onetime_demo",
+            "priceCode": "price_onetime_demo",
+            "currency": "KRW",
+            "quantity": 1,
+        }
+    ],
     "successUrl": "http://127.0.0.1:3000/payments/callback",
     "errorUrl": "http://127.0.0.1:3000/payments/callback",
     "lang": "ko",
-    "merchantRef": "cart-bench",
 }
+SUBSCRIPTION_ITEMS: list[dict[str, Any]] = [
+    {
+        "productCode": "product_subscription_demo",
+        "priceCode": "price_monthly_demo",
+        "currency": "KRW",
+        "quantity": 1,
+    }
+]
+
+
+def new_merchant_ref(prefix: str = "bench") -> str:
+    """A merchantRef no earlier registration used (one checkout per merchantRef)."""
+    return f"{prefix}-{uuid.uuid4().hex}"
+
+
+def checkout_body(prefix: str = "bench", **overrides: Any) -> dict[str, Any]:
+    """A `POST /checkouts` body with a fresh merchantRef."""
+    return {**copy.deepcopy(CHECKOUT_BODY), "merchantRef": new_merchant_ref(prefix), **overrides}
 
 
 @dataclass
@@ -155,6 +172,11 @@ class SandboxControl:
         self.http.delete(f"{self.url}/_sandbox/webhooks", timeout=10).raise_for_status()
 
 
+def checkout_event(body: Mapping[str, Any]) -> dict[str, Any]:
+    """`POST /checkouts` as API Gateway hands it to the function, after its IAM check."""
+    return http_event("POST", "/checkouts", body=json.dumps(body), iam=True)
+
+
 def fresh_webhook(delivery: Mapping[str, Any], key: str = WEBHOOK_KEY) -> tuple[bytes, dict[str, str]]:
     """A recorded v2 delivery, signed again now (the intake refuses stale signatures)."""
     body = json.loads(delivery["body"])
@@ -178,8 +200,14 @@ def http_event(
     body: bytes | str | None = None,
     query: Mapping[str, str] | None = None,
     headers: Mapping[str, str] | None = None,
+    iam: bool = False,
 ) -> dict[str, Any]:
-    """An API Gateway HTTP API (payload 2.0) event, as API Gateway sends it."""
+    """An API Gateway HTTP API (payload 2.0) event, as API Gateway sends it.
+
+    `iam`: an AWS_IAM route (`/checkouts`). API Gateway checks the SigV4 signature before the
+    function runs and passes the caller's identity in `requestContext.authorizer.iam`; the
+    function itself checks nothing, so an in-process event needs no signature.
+    """
     raw_query = "&".join(f"{k}={v}" for k, v in (query or {}).items())
     all_headers = {
         "accept": "application/json",
@@ -218,6 +246,10 @@ def http_event(
         },
         "isBase64Encoded": False,
     }
+    if iam:
+        from steppay_local.api import iam_identity
+
+        event["requestContext"]["authorizer"] = iam_identity()
     if query:
         event["queryStringParameters"] = dict(query)
     if body is not None:
@@ -278,8 +310,15 @@ class Instruments:
     clients: Counter[str] = field(default_factory=Counter)  # service name
     connections: Counter[str] = field(default_factory=Counter)  # "host:port"
     http_calls: Counter[str] = field(default_factory=Counter)  # "GET /api/v1/orders/{..}"
-    # When a list: every DynamoDB and SQS call, as (service, operation, low-level params).
+    # When a list: every DynamoDB and SQS call, as (service, operation, low-level params), and
+    # every StepPay request (path and body).
     capture: list[tuple[str, str, dict[str, Any]]] | None = None
+    # When True, DynamoDB calls ask for ReturnConsumedCapacity=INDEXES and what DynamoDB Local
+    # reports is added up by label (as in `dynamodb`): the table's units and each index's.
+    # Off for the timed runs (it makes each answer a little longer).
+    measure_capacity: bool = False
+    # "<label>|ok" (the table's units) or "<label>|ok|<index>" (an index's)
+    capacity: defaultdict[str, float] = field(default_factory=lambda: defaultdict(float))
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def reset(self) -> None:
@@ -289,8 +328,9 @@ class Instruments:
             self.clients.clear()
             self.connections.clear()
             self.http_calls.clear()
+            self.capacity.clear()
 
-    def snapshot(self) -> dict[str, dict[str, int]]:
+    def snapshot(self) -> dict[str, dict[str, Any]]:
         with self._lock:
             return {
                 "api_calls": dict(self.api_calls),
@@ -298,6 +338,7 @@ class Instruments:
                 "clients": dict(self.clients),
                 "connections": dict(self.connections),
                 "http_calls": dict(self.http_calls),
+                "capacity": dict(self.capacity),
             }
 
 
@@ -326,6 +367,9 @@ def install_instruments() -> Instruments:
         pk = key.get("pk", {}) if isinstance(key, dict) else {}
         prefix = str(pk.get("S", "") if isinstance(pk, dict) else pk).split("#", 1)[0] or "-"
         label = f"{operation_name}|{api_params.get('TableName', '-')}|{prefix}"
+        measured = found.measure_capacity and "ReturnConsumedCapacity" not in api_params
+        if measured:
+            api_params = {**api_params, "ReturnConsumedCapacity": "INDEXES"}
         try:
             response = make_api_call(self, operation_name, api_params)
         except botocore.exceptions.ClientError as exc:
@@ -333,8 +377,14 @@ def install_instruments() -> Instruments:
             with found._lock:
                 found.dynamodb[f"{label}|{'failed' if failed else 'error'}"] += 1
             raise
+        consumed = response.pop("ConsumedCapacity", None) if measured else None
         with found._lock:
             found.dynamodb[f"{label}|ok"] += 1
+            for entry in consumed if isinstance(consumed, list) else [consumed] if consumed else []:
+                table = entry.get("Table", {}).get("CapacityUnits", entry.get("CapacityUnits", 0.0))
+                found.capacity[f"{label}|ok"] += float(table)
+                for index, units in (entry.get("GlobalSecondaryIndexes") or {}).items():
+                    found.capacity[f"{label}|ok|{index}"] += float(units.get("CapacityUnits", 0.0))
         return response
 
     def counted_create_client(self: Any, service_name: str, *args: Any, **kwargs: Any) -> Any:
@@ -353,7 +403,7 @@ def install_instruments() -> Instruments:
         with found._lock:
             found.http_calls[f"{request.method} {'/'.join(parts)}"] += 1
             if found.capture is not None and "/_sandbox" not in path:
-                found.capture.append(("steppay", str(request.method), {"path": path}))
+                found.capture.append(("steppay", str(request.method), {"path": path, "body": request.body}))
         return send(self, request, **kwargs)
 
     botocore.client.BaseClient._make_api_call = counted_api_call  # type: ignore[attr-defined]

@@ -2,7 +2,17 @@
 
 Quantities come from the counted flows (`bench.flows`): Lambda invocations and their measured
 wall and CPU time, DynamoDB operations by table, key prefix and outcome, SQS messages,
-EventBridge events, HTTP API requests, log bytes. Prices are AWS's public on-demand list prices
+EventBridge events, HTTP API requests, log bytes.
+
+DynamoDB request units: for each successful call, what DynamoDB Local reported consuming
+(`ReturnConsumedCapacity=INDEXES`: an UpdateItem by the larger of the item before and after,
+each index write apart), as on-demand DynamoDB bills it. Where no figure was reported (a failed
+condition answers an error, which carries none; a flow counted without it) the units are
+modelled from the stored items' mean size by key prefix (`CHECKOUT`, `ORDER`, ...), a settling
+order update adding its index entry. A verified payment's registration writes three items
+(checkout claimed, pending order, checkout opened) and its payment two (the order's transition,
+with its index entry, and the checkout kept); every successful write is also a stream record,
+hence a publisher invocation at low traffic. Prices are AWS's public on-demand list prices
 for US East (N. Virginia), first tier, free tiers ignored; `PRICES` holds them (change them for
 another Region).
 
@@ -59,9 +69,13 @@ PLATFORM_LOG_BYTES = 300
 SQS_REQUESTS_PER_MESSAGE = 3
 WRITE_OPS = ("PutItem", "UpdateItem", "DeleteItem")
 READ_OPS = ("GetItem",)
-# An order that becomes PAID or CANCELED (an UpdateItem; a pending order is a PutItem) also
-# writes its entry in the sparse SettledOrdersIndex, far below 1 KB. Counted for every
-# successful order update, an upper bound: a failed renewal's update writes no entry.
+# Reported units of these are read units; of every other operation, write units.
+MEASURED_READ_OPS = ("GetItem", "BatchGetItem", "Query", "Scan", "TransactGetItems")
+# Where units are modelled (see the module docstring): an order that becomes PAID or CANCELED
+# (an UpdateItem; a pending order is a PutItem) also writes its entry in the sparse
+# SettledOrdersIndex, far below 1 KB. Counted for every successful order update, an upper
+# bound: a failed renewal's update writes no entry. A checkout's updates (opened, kept) are not
+# indexed.
 INDEXED_WRITES = (("UpdateItem", "ORDER"),)
 INDEX_WRU_PER_WRITE = 1
 # Reconciliation's Query on that index is eventually consistent: half a read unit per 4 KB.
@@ -117,13 +131,26 @@ def flow_cost(
         gb_seconds += count * billed_ms(wall, cpu, memory[function], extra) / 1000 * memory[function] / MIB
 
     wru = rru = 0.0
+    wru_by_write: dict[str, float] = {}  # label -> write units per flow, index entries included
+    measured: Mapping[str, float] = flow.get("dynamodb_capacity") or {}
     for label, count in flow["dynamodb"].items():
         operation, _table, prefix, outcome = label.split("|")
         size = item_sizes.get(prefix, 1024.0)
+        if outcome == "ok" and label in measured:
+            # The table's units and every index's (labels "<label>|<index>"), already per flow.
+            units = measured[label] + sum(v for k, v in measured.items() if k.startswith(label + "|"))
+            if operation in MEASURED_READ_OPS:
+                rru += units
+            else:
+                wru += units
+                wru_by_write[label] = units
+            continue
         if operation in WRITE_OPS:
-            wru += count * _units(size, 1024)
+            units = count * _units(size, 1024)
             if (operation, prefix) in INDEXED_WRITES and outcome == "ok":
-                wru += count * INDEX_WRU_PER_WRITE
+                units += count * INDEX_WRU_PER_WRITE
+            wru += units
+            wru_by_write[label] = units
         elif operation in READ_OPS:
             rru += count * _units(size, 4096)
 
@@ -150,7 +177,10 @@ def flow_cost(
             elif name == "dynamodb.UpdateItem":  # an order update also writes its index entry
                 wru += reconciliation_passes * count * (order_wru + INDEX_WRU_PER_WRITE)
 
-    sqs_requests = flow["webhooks"] * SQS_REQUESTS_PER_MESSAGE
+    calls: Mapping[str, float] = flow.get("calls", {})
+    # Messages sent (the intake queues each new webhook once); the webhooks where not counted.
+    sqs_requests = calls.get("sqs.SendMessage", flow["webhooks"]) * SQS_REQUESTS_PER_MESSAGE
+    steppay_calls = sum(v for k, v in calls.items() if k.startswith("steppay "))
     log_gb = (flow["log_bytes"] + lambda_requests * PLATFORM_LOG_BYTES) / 1e9
     per_flow = {
         "Lambda requests": lambda_requests * PRICES["lambda_request"],
@@ -173,8 +203,11 @@ def flow_cost(
             "dynamodb_rru": round(rru, 2),
             "eventbridge_events": flow["events_published"],
             "sqs_requests": round(sqs_requests, 2),
+            "steppay_calls": round(steppay_calls, 2),
+            "stream_records": flow.get("stream_records", 0.0),
             "log_bytes": round(flow["log_bytes"] + lambda_requests * PLATFORM_LOG_BYTES),
         },
+        "dynamodb_wru_by_write": {k: round(v, 2) for k, v in sorted(wru_by_write.items())},
         "usd_per_million": {k: round(v * million, 2) for k, v in per_flow.items()},
         "usd_per_million_total": round(subtotal * million, 2),
         "usd_per_million_logs": round(logs * million, 2),

@@ -2,18 +2,23 @@
 
 Each flow runs through the real handlers, with the events AWS would deliver:
 
-* verified payment: pay link (`PayUrlFunction`), the shopper pays (sandbox), the redirect back
-  (`GET /payments/callback`, `VerifyFunction`), every webhook StepPay sends for the order
-  (`WebhookIntakeFunction`, then `WebhookProcessorFunction` with one SQS record each), and the
-  publisher for the payment's stream record.
+* verified payment: the merchant's backend registers the checkout (`POST /checkouts`, AWS_IAM,
+  `CheckoutFunction`: the checkout claimed, StepPay's order created, the pending order stored,
+  the checkout opened), the shopper pays (sandbox), the redirect back (`GET /payments/callback`,
+  `VerifyFunction`: the order moves to PAID and the checkout is kept), every webhook StepPay
+  sends for the order (`WebhookIntakeFunction`, then `WebhookProcessorFunction` with one SQS
+  record each), and the publisher for the payment's stream record.
 * renewal: StepPay charges an existing subscription (sandbox), every webhook it sends (intake,
   processor), the publisher, and the example subscriber (`EntitlementSubscriberFunction`) for
   the `Renewal Payment Verified` event.
 
 For every function: invocations per flow and their mean wall and CPU time; for every service:
 the calls made (DynamoDB operations, SQS, EventBridge, StepPay HTTP calls). DynamoDB stream
-records per flow are the writes that changed an item (each goes to the publisher; counted as one
-invocation per record, the low-traffic worst case: under load, batches of up to 25 share one).
+records per flow are the successful writes to the payments table, checkouts' included (the
+publisher's event source has no filter: each goes to the publisher; counted as one invocation
+per record, the low-traffic worst case: under load, batches of up to 25 share one). The
+capacity units DynamoDB Local reports for each successful call (`ReturnConsumedCapacity`,
+table and index apart) are kept next to the operation counts, for the cost model.
 """
 
 from __future__ import annotations
@@ -27,25 +32,18 @@ from typing import Any
 
 import boto3
 
-from bench.backends import ORDER_BODY, ROOT, fresh_webhook, http_event, stdout_to
+from bench.backends import (
+    ROOT,
+    SUBSCRIPTION_ITEMS,
+    checkout_body,
+    checkout_event,
+    fresh_webhook,
+    http_event,
+    stdout_to,
+)
 from bench.memory import _sqs_event
 from bench.warm import WarmBench, timed
 
-SUBSCRIPTION_BODY: dict[str, Any] = {
-    **ORDER_BODY,
-    "order": {
-        "customerId": 1001,
-        "items": [
-            {
-                "productCode": "product_subscription_demo",
-                "priceCode": "price_monthly_demo",
-                "currency": "KRW",
-                "minimumQuantity": 1,
-            }
-        ],
-    },
-    "merchantRef": "subscriber-bench",
-}
 WRITES = ("PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems", "BatchWriteItem")
 
 
@@ -57,6 +55,7 @@ class FlowTotals:
     cpu_ms: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     calls: Counter[str] = field(default_factory=Counter)
     dynamodb: Counter[str] = field(default_factory=Counter)  # see bench.backends.Instruments
+    capacity: dict[str, float] = field(default_factory=lambda: defaultdict(float))  # units, same labels
     function_calls: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
     http_api_requests: int = 0
     webhooks: int = 0
@@ -78,6 +77,7 @@ class FlowTotals:
             "mean_cpu_ms": {k: round(sum(v) / len(v), 2) for k, v in sorted(self.cpu_ms.items()) if v},
             "calls": {k: round(v / n, 2) for k, v in sorted(self.calls.items())},
             "dynamodb": {k: round(v / n, 2) for k, v in sorted(self.dynamodb.items())},
+            "dynamodb_capacity": {k: round(v / n, 3) for k, v in sorted(self.capacity.items())},
             # calls per invocation of each function
             "calls_per_invocation": {
                 function: {k: round(v / self.invocations[function], 2) for k, v in sorted(calls.items())}
@@ -115,6 +115,8 @@ class Flows:
             {f"steppay {k}": v for k, v in snapshot["http_calls"].items() if "/_sandbox" not in k}
         )
         totals.dynamodb.update(snapshot["dynamodb"])
+        for label, units in snapshot["capacity"].items():
+            totals.capacity[label] += units
         # Each write that changed an item of the payments table is one stream record.
         table = self.bench.backends.table
         totals.stream_records += sum(
@@ -142,6 +144,20 @@ class Flows:
                 raise RuntimeError(f"webhook processing failed: {outcome}")
 
     def payments(self, count: int) -> dict[str, Any]:
+        self.instruments.measure_capacity = True
+        try:
+            return self._payments(count)
+        finally:
+            self.instruments.measure_capacity = False
+
+    def renewals(self, count: int) -> dict[str, Any]:
+        self.instruments.measure_capacity = True
+        try:
+            return self._renewals(count)
+        finally:
+            self.instruments.measure_capacity = False
+
+    def _payments(self, count: int) -> dict[str, Any]:
         totals = FlowTotals()
         bench = self.bench
         stream = bench.stream_events(count)  # publisher inputs (PENDING -> PAID), prepared apart
@@ -150,11 +166,10 @@ class Flows:
             self.instruments.reset()
             size = bench.log_file.stat().st_size if bench.log_file.exists() else 0
             with stdout_to(bench.log_file):
-                response = self._invoke(
-                    totals,
-                    "PayUrlFunction",
-                    http_event("POST", "/payments/pay-url", body=json.dumps(ORDER_BODY)),
-                )
+                # The merchant's backend registers the checkout (a new merchantRef each time).
+                response = self._invoke(totals, "CheckoutFunction", checkout_event(checkout_body()))
+                if response["statusCode"] != 201:
+                    raise RuntimeError(f"checkout registration answered {response}")
                 code = json.loads(response["body"])["orderCode"]
                 totals.http_api_requests += 1
                 bench.control.complete(code)
@@ -175,33 +190,43 @@ class Flows:
             totals.log_bytes += bench.log_file.stat().st_size - size
             self._count_calls(totals)
             # The publisher's own call above is one invocation; the other stream records of the
-            # flow (pending order, webhooks stored and marked) invoke it too, without an event.
+            # flow (checkout claimed, opened and kept, pending order, webhooks stored and
+            # marked) invoke it too, without an event.
             totals.flows += 1
         result = totals.per_flow()
         extra = max(0.0, result["stream_records"] - 1)
         result["invocations"]["PublisherFunction"] = round(1 + extra, 2)
         return result
 
-    def renewals(self, count: int) -> dict[str, Any]:
+    def _renewals(self, count: int) -> dict[str, Any]:
         totals = FlowTotals()
         bench = self.bench
         # Setup, not counted: `count` subscriptions, paid and recorded.
         subscriptions: list[int] = []
         with stdout_to(bench.log_file):
             for _ in range(count):
-                body = json.dumps(SUBSCRIPTION_BODY)
-                response = bench.handlers.invoke(
-                    "PayUrlFunction", http_event("POST", "/payments/pay-url", body=body)
-                )
+                body = checkout_body("subscriber", items=SUBSCRIPTION_ITEMS)
+                response = bench.handlers.invoke("CheckoutFunction", checkout_event(body))
+                if response["statusCode"] != 201:
+                    raise RuntimeError(f"checkout registration answered {response}")
                 code = json.loads(response["body"])["orderCode"]
                 bench.control.complete(code)
                 verified = bench.handlers.invoke(
                     "VerifyFunction",
                     http_event("POST", "/payments/verify", body=json.dumps({"orderCode": code})),
                 )
-                ids = json.loads(verified["body"])["subscriptionIds"]
+                if json.loads(verified["body"]).get("verdict") != "PAID":
+                    raise RuntimeError(f"{code} not verified paid: {verified['body']}")
+                # The verify answer names no subscription: StepPay's order does.
+                order = bench.control.http.get(
+                    f"{bench.control.url}/api/v1/orders/{code}",
+                    headers={"Secret-Token": bench.control.token},
+                    timeout=10,
+                )
+                order.raise_for_status()
+                ids = [s["id"] for s in order.json().get("subscriptions") or []]
                 if not ids:
-                    raise RuntimeError(f"no subscription for {code}: {verified['body']}")
+                    raise RuntimeError(f"no subscription for {code}: {order.text}")
                 subscriptions.append(int(ids[0]))
         stream = bench.stream_events(count)
         entitlement = json.loads(

@@ -12,7 +12,8 @@ slower), so cold starts are measured in a tree laid out like the python3.13 runt
 * `opt-pyc/python`: the layer as `make build` ships it in `/opt/python` (`layer-deps` plus the
   current `steppay` package, with bytecode); `opt-src/python`: the same without bytecode, to
   show what shipping it saves.
-* `task/<function>`: each function's code as `/var/task` (sources only, as SAM builds it).
+* `task/<function>`: each function's code as `/var/task` (sources only, as SAM builds it), and
+  `task/bare_floor`: `bench/bare_floor.py`, the bare floor the cold starts are compared with.
 
 `sys.path` order is Lambda's: task, `/opt/python`, runtime. Processes are started with `-S -B`
 (no site-packages, nothing written), so sources without bytecode are compiled at every start,
@@ -36,7 +37,7 @@ LOCK = ROOT / "layers" / "steppay" / "requirements.lock"
 STEPPAY_SRC = ROOT / "layers" / "steppay" / "steppay"
 RUNTIME_DISTRIBUTIONS = ("boto3", "botocore", "s3transfer", "jmespath", "python-dateutil", "six", "urllib3")
 FUNCTIONS = (
-    "pay_url",
+    "checkouts",
     "verify",
     "webhook_intake",
     "webhook_processor",
@@ -44,6 +45,7 @@ FUNCTIONS = (
     "reconciliation",
     "entitlements",
 )
+BARE_FLOOR = "bare_floor"  # bench/bare_floor.py, laid out as a function of its own
 _PIN = re.compile(r"^([A-Za-z0-9_.-]+)==([^\s\\]+)", re.MULTILINE)
 
 
@@ -145,6 +147,10 @@ def build(root: Path, log: list[str] | None = None) -> tuple[LambdaTree, LambdaT
         task = trees[0].task(function)
         shutil.rmtree(task, ignore_errors=True)
         shutil.copytree(ROOT / "functions" / function, task, ignore=_ignore_bytecode)
+    bare = trees[0].task(BARE_FLOOR)
+    shutil.rmtree(bare, ignore_errors=True)
+    bare.mkdir(parents=True)
+    shutil.copy2(Path(__file__).with_name(f"{BARE_FLOOR}.py"), bare / f"{BARE_FLOOR}.py")
     return trees
 
 

@@ -15,10 +15,24 @@ from pathlib import Path
 from typing import Any
 
 import requests
+from botocore.credentials import Credentials
 
-from bench.backends import ORDER_BODY, ROOT, Backends, ConnectionCounter, SandboxControl, fresh_webhook
+from bench.backends import (
+    REGION,
+    ROOT,
+    Backends,
+    ConnectionCounter,
+    SandboxControl,
+    checkout_body,
+    fresh_webhook,
+)
 from bench.warm import ENDPOINTS, Series, timed
 from steppay_local.stack import LocalStack, LocalStackConfig
+from steppay_merchant import SigV4RequestsAuth
+
+# The merchant backend's credentials on the local stack: its API accepts only these (SigV4 for
+# execute-api, as API Gateway checks an AWS_IAM route).
+MERCHANT_AUTH = SigV4RequestsAuth(REGION, Credentials("local", "local"))
 
 
 class LocalApiBench:
@@ -54,8 +68,11 @@ class LocalApiBench:
             )
         return response
 
-    def pay_url(self) -> str:
-        response = self.http.post(f"{self.url}/payments/pay-url", json=ORDER_BODY, timeout=30)
+    def checkout(self) -> str:
+        """Register a checkout as the merchant's backend does: signed, a fresh merchantRef."""
+        response = self.http.post(
+            f"{self.url}/checkouts", json=checkout_body(), auth=MERCHANT_AUTH, timeout=30
+        )
         return str(self._expect(response, 201).json()["orderCode"])
 
     def verify(self, code: str) -> None:
@@ -77,7 +94,7 @@ class LocalApiBench:
         self._expect(response, 200)
 
     def paid_orders(self, count: int) -> list[str]:
-        codes = [self.pay_url() for _ in range(count)]
+        codes = [self.checkout() for _ in range(count)]
         for code in codes:
             self.control.complete(code)
         return codes
@@ -106,7 +123,7 @@ class LocalApiBench:
 
         callback_codes = self.paid_orders(total)
         codes: list[str] = []
-        measure("pay_url", lambda i: codes.append(self.pay_url()))
+        measure("checkout", lambda i: codes.append(self.checkout()))
         for code in codes:
             self.control.complete(code)
         measure("verify", lambda i: self.verify(codes[i]))

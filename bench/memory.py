@@ -19,7 +19,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from bench.backends import ORDER_BODY, ROOT, http_event
+from bench.backends import ROOT, checkout_body, checkout_event, http_event
 from bench.lambda_env import LambdaTree
 from bench.warm import WarmBench
 
@@ -65,9 +65,8 @@ def events(bench: WarmBench, count: int) -> dict[str, list[dict[str, Any]]]:
             event["detail"]["eventId"] = str(uuid.uuid4())
             entitlement_events.append(event)
     return {
-        "PayUrlFunction": [
-            http_event("POST", "/payments/pay-url", body=json.dumps(ORDER_BODY)) for _ in range(count)
-        ],
+        # A fresh merchantRef each: every invocation registers a new checkout.
+        "CheckoutFunction": [checkout_event(checkout_body()) for _ in range(count)],
         "VerifyFunction": [
             http_event("POST", "/payments/verify", body=json.dumps({"orderCode": code}))
             for code in verify_codes

@@ -21,13 +21,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from bench import cold as bench_cold
 from bench import coldstart, cost, lambda_env
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "bench-results"
-SHOPPER_FACING = ("PayUrlFunction", "VerifyFunction", "WebhookIntakeFunction")
+# Someone waits on these: the merchant's checkout on its registration (the shopper is sent to the
+# pay link only after it), the shopper on verification, StepPay on the webhook intake.
+SHOPPER_FACING = ("CheckoutFunction", "VerifyFunction", "WebhookIntakeFunction")
 MODULE_OF = {
-    "PayUrlFunction": "pay_url",
+    "CheckoutFunction": "checkouts",
     "VerifyFunction": "verify",
     "WebhookIntakeFunction": "webhook_intake",
     "WebhookProcessorFunction": "webhook_processor",
@@ -61,8 +64,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--quick", action="store_true", help="short run: 5 cold samples, 50 invocations")
-    parser.add_argument("--cold-samples", type=int, default=11, help="fresh processes per function (11)")
+    parser.add_argument("--quick", action="store_true", help="short run: 3 cold samples, 50 invocations")
+    parser.add_argument(
+        "--cold-samples", type=int, default=7, help="fresh processes per function and floor (7)"
+    )
     parser.add_argument("--iterations", type=int, default=500, help="warm invocations per endpoint (500)")
     parser.add_argument("--flows", type=int, default=30, help="payments and renewals counted (30 each)")
     parser.add_argument(
@@ -71,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip", default="", help="comma-separated phases to skip: cold,api")
     args = parser.parse_args(argv)
     if args.quick:
-        args.cold_samples, args.iterations, args.flows, args.process_invocations = 5, 50, 5, 10
+        args.cold_samples, args.iterations, args.flows, args.process_invocations = 3, 50, 5, 10
     skip = set(filter(None, args.skip.split(",")))
     OUT.mkdir(exist_ok=True)
     started = dt.datetime.now(dt.UTC)
@@ -94,25 +99,20 @@ def main(argv: list[str] | None = None) -> int:
 
     if "cold" not in skip:
 
-        def cold() -> dict[str, Any]:
-            found = coldstart.measure(tree, samples=args.cold_samples, progress=log)
-            data = coldstart.summaries(found)
-            for function in coldstart.FLOORS:
-                data[function]["importtime"] = coldstart.importtime(tree, function, floor=False)
+        def cold_phase() -> dict[str, Any]:
+            found = bench_cold.cold_imports(
+                tree, args.cold_samples, 1 if args.quick else 3, packages_floor=True
+            )
             no_bytecode = {}
-            for function in ("pay_url", "verify"):
+            for function in ("checkouts", "verify"):
                 walls = [
-                    coldstart.sample(tree_src, function, floor=False)
-                    for _ in range(max(3, args.cold_samples // 2))
+                    coldstart.sample(tree_src, function)[0] for _ in range(max(3, args.cold_samples // 2))
                 ]
-                no_bytecode[function] = round(sorted(w for w, _ in walls)[len(walls) // 2], 1)
-            return {
-                "functions": data,
-                "raw": coldstart.raw(found),
-                "layer_without_bytecode_wall_ms": no_bytecode,
-            }
+                no_bytecode[function] = round(sorted(walls)[len(walls) // 2], 1)
+            found["layer_without_bytecode_wall_ms"] = no_bytecode
+            return found
 
-        phase(results, "cold_start", cold)
+        phase(results, "cold_start", cold_phase)
 
     # Everything below runs against DynamoDB Local, moto and the sandbox.
     from bench import backends as backends_module
@@ -130,6 +130,11 @@ def main(argv: list[str] | None = None) -> int:
 
         bench = warm.WarmBench(backends, instruments, OUT, progress=log)
         phase(results, "memory", lambda: memory.run(bench, tree, count=args.process_invocations))
+        if "cold" not in skip:
+            from bench import first
+
+            processes = 1 if args.quick else 3
+            phase(results, "first_invocation", lambda: first.run(bench, tree, processes, progress=log))
         iterations, warmup = args.iterations, max(10, args.iterations // 25)
         phase(results, "warm_in_process", lambda: bench.run(iterations, warmup))
         phase(results, "connection_reuse", lambda: bench.reuse(100))
@@ -154,6 +159,9 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         backends.stop()
 
+    if "cold_start" in results:  # the same file `make bench-cold` writes
+        keys = ("started", "machine", "cold_start", "first_invocation")
+        bench_cold.write({k: results[k] for k in keys if k in results})
     results["cost"] = costs(results)
     results["finished"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     stamp = started.strftime("%Y%m%dT%H%M%SZ")
@@ -214,54 +222,40 @@ def render(results: dict[str, Any]) -> str:
         f"Run {results['started']} on {machine['platform']}, Python {machine['python']}, "
         f"{machine['cpus']} CPUs, load average at start {machine['load_average_at_start'][0]:.1f}."
     )
-    cold = results.get("cold_start")
-    if cold:
-        out.append("\n### Cold start (import of the handler module, fresh process, median)\n")
-        rows = []
-        for function, data in cold["functions"].items():
-            top = ", ".join(f"{k} {v}" for k, v in list(data["importtime"]["ours_ms"].items())[:3])
-            rows.append(
-                [
-                    function,
-                    data["samples"],
-                    data["handler_wall_ms"],
-                    data["floor_wall_ms"],
-                    f"{data['ratio_wall']:.2f}x",
-                    data["handler_cpu_ms"],
-                    data["floor_cpu_ms"],
-                    f"{data['ratio_cpu']:.2f}x",
-                    top,
-                ]
-            )
+    cold_start = results.get("cold_start")
+    if cold_start:
         out.append(
-            table(
-                [
-                    "function",
-                    "n",
-                    "wall ms",
-                    "floor wall ms",
-                    "ratio",
-                    "CPU ms",
-                    "floor CPU ms",
-                    "ratio",
-                    "our costliest imports (ms, -X importtime self)",
-                ],
-                rows,
+            "\n### Cold start (import of the handler module, fresh process, median wall ms) against the "
+            "bare floor\n"
+        )
+        out.append(coldstart.render(cold_start["functions"]))
+        out.append(
+            "\nThe packages floor imports the function's third-party packages and sets up its Powertools "
+            "parts; above it is ours. Our costliest modules (ms, `-X importtime` self): "
+            + "; ".join(
+                f"{f}: " + ", ".join(f"{k} {v}" for k, v in list(d["importtime"]["ours_ms"].items())[:3])
+                for f, d in cold_start["functions"].items()
             )
         )
-        groups = {f: d["importtime"]["groups_ms"] for f, d in cold["functions"].items()}
+        groups = {f: d["importtime"]["groups_ms"] for f, d in cold_start["functions"].items()}
         names = sorted({g for v in groups.values() for g in v})
-        out.append("\nImport time by group (ms, `-X importtime` self times, median of 3):\n")
+        out.append("\nImport time by group (ms, `-X importtime` self times, median of the runs):\n")
         out.append(
             table(["function", *names], [[f, *[v.get(n, 0) for n in names]] for f, v in groups.items()])
         )
-        nb = cold.get("layer_without_bytecode_wall_ms", {})
+        nb = cold_start.get("layer_without_bytecode_wall_ms", {})
         if nb:
             out.append(
                 "\nWithout the layer's bytecode (as a `--no-compile` layer runs on read-only /opt): "
                 + ", ".join(f"{k} {v} ms" for k, v in nb.items())
                 + "."
             )
+    firsts = results.get("first_invocation")
+    if firsts:
+        from bench import first
+
+        out.append("\n### First invocation of the HTTP functions (fresh process, ms)\n")
+        out.append(first.render(firsts))
     warm = results.get("warm_in_process")
     api = results.get("warm_local_api", {})
     if warm:
@@ -334,7 +328,7 @@ def render(results: dict[str, Any]) -> str:
         names = results.get("endpoints", {})
         out.append(
             "\n### A fresh function process: memory, first invocation, connections and clients "
-            "(X-Ray tracing on)\n"
+            "(Lambda's trace header set; the Powertools Tracer as the template has it)\n"
         )
         rows = [
             [
@@ -440,6 +434,35 @@ def render(results: dict[str, Any]) -> str:
         out.append(
             table(["quantity", "per verified payment", "per renewal"], [[k, q1[k], q2[k]] for k in q1])
         )
+        pay, renew = results["flow_payment"], results["flow_renewal"]
+        functions = sorted({*pay["invocations"], *renew["invocations"]})
+        out.append("\nLambda invocations per flow (publisher: one per stream record):\n")
+        out.append(
+            table(
+                ["function", "per verified payment", "per renewal"],
+                [[f, pay["invocations"].get(f, 0), renew["invocations"].get(f, 0)] for f in functions],
+            )
+        )
+        out.append(
+            "\nDynamoDB writes per flow (write units: as DynamoDB Local reported them for a "
+            "successful call, index entries included; modelled from the item size for a failed "
+            "condition):\n"
+        )
+        units = (
+            costs_["flow_payment"]["measured"]["dynamodb_wru_by_write"],
+            costs_["flow_renewal"]["measured"]["dynamodb_wru_by_write"],
+        )
+        rows = []
+        for label in sorted({*units[0], *units[1]}):
+            operation, _table, prefix, outcome = label.split("|")
+            rows.append(
+                [
+                    f"{operation} {prefix} ({outcome})",
+                    f"{pay['dynamodb'].get(label, 0)} / {units[0].get(label, 0)}",
+                    f"{renew['dynamodb'].get(label, 0)} / {units[1].get(label, 0)}",
+                ]
+            )
+        out.append(table(["write", "per payment: calls / WRU", "per renewal: calls / WRU"], rows))
     return "\n".join(out)
 
 

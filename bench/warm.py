@@ -34,32 +34,34 @@ import botocore.exceptions
 import requests
 
 from bench.backends import (
-    ORDER_BODY,
     ROOT,
     Backends,
     ConnectionCounter,
     Context,
     Instruments,
     SandboxControl,
+    checkout_body,
+    checkout_event,
     fresh_webhook,
     http_event,
+    new_merchant_ref,
     stdout_to,
 )
 
 HTTP_FUNCTIONS = {
-    "pay_url": "PayUrlFunction",
+    "checkout": "CheckoutFunction",
     "verify": "VerifyFunction",
     "callback": "VerifyFunction",
     "webhook": "WebhookIntakeFunction",
 }
 ENDPOINTS = {
-    "pay_url": "POST /payments/pay-url",
+    "checkout": "POST /checkouts",
     "verify": "POST /payments/verify",
     "callback": "GET /payments/callback",
     "webhook": "POST /webhooks/steppay",
 }
 STREAM_ARN = "arn:aws:dynamodb:ap-northeast-2:123456789012:table/bench/stream/x"
-EXPECTED_STATUS = {"pay_url": 201, "verify": 200, "callback": 303, "webhook": 200}
+EXPECTED_STATUS = {"checkout": 201, "verify": 200, "callback": 303, "webhook": 200}
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -122,25 +124,6 @@ class Handlers:
         return self.modules[logical_id].lambda_handler(event, context)
 
 
-def steppay_order_body() -> dict[str, Any]:
-    """What the pay-URL handler sends StepPay for ORDER_BODY (our own model, not timed)."""
-    from steppay.models import OrderCreateItem, OrderCreateRequest
-
-    order = ORDER_BODY["order"]
-    item = order["items"][0]
-    return OrderCreateRequest(
-        customer_id=order["customerId"],
-        items=[
-            OrderCreateItem(
-                product_code=item["productCode"],
-                price_code=item["priceCode"],
-                currency=item["currency"],
-                minimum_quantity=item["minimumQuantity"],
-            )
-        ],
-    ).to_steppay()
-
-
 # -- the floor: a minimal script with raw boto3 and requests ---------------------------------------
 
 
@@ -175,6 +158,14 @@ def webhook_key(raw: bytes) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+@dataclass(frozen=True)
+class Checkout:
+    """What identifies one registered checkout in the items and requests: replaced on replay."""
+
+    merchant_ref: str
+    checkout_id: str
+
+
 @dataclass
 class Recording:
     """The I/O one handler invocation made: AWS calls (low-level params) and StepPay requests."""
@@ -184,36 +175,53 @@ class Recording:
     order_id: str = ""
     raw_body: bytes = b""
     dedupe_key: str = ""
+    checkout: Checkout | None = None
 
 
 class Floor:
     """Replays a handler invocation's exact I/O with raw boto3 clients and a requests session:
     the same operations with the same expressions and attributes, only the identifiers (order
-    code and id, webhook key and body) replaced by the floor's own."""
+    code and id, merchantRef and checkout id, webhook key and body) replaced by the floor's own."""
 
-    def __init__(self, backends: Backends, order_body: dict[str, Any]) -> None:
+    def __init__(self, backends: Backends) -> None:
         self.base = backends.sandbox.url
         self.http = requests.Session()
         self.http.headers.update(
             {"Secret-Token": os.environ["STEPPAY_SECRET_TOKEN"], "Accept": "application/json"}
         )
         self.clients = {"dynamodb": boto3.client("dynamodb"), "sqs": boto3.client("sqs")}
-        self.order_body = order_body
         self.recordings: dict[str, Recording] = {}
+        self.checkouts: dict[str, Checkout] = {}  # order code -> the floor's checkout for it
 
     def _replay(
-        self, recording: Recording, *, code: str = "", order_id: str = "", raw: bytes = b"", key: str = ""
+        self,
+        recording: Recording,
+        *,
+        code: str = "",
+        order_id: str = "",
+        raw: bytes = b"",
+        key: str = "",
+        checkout: Checkout | None = None,
     ) -> str:
         strings = {recording.order_code: code} if code else {}
         numbers = {recording.order_id: order_id} if order_id else {}
         data = {recording.raw_body: raw} if raw else {}
         if key:
             strings[recording.dedupe_key] = key
+        if checkout is not None and recording.checkout is not None:
+            strings[recording.checkout.merchant_ref] = checkout.merchant_ref
+            strings[recording.checkout.checkout_id] = checkout.checkout_id
         for service, operation, params in recording.calls:
             if service == "steppay":
                 path = _substitute(params["path"], strings, numbers, data)
                 if operation == "POST":
-                    order = self.http.post(self.base + path, json=self.order_body, timeout=10).json()
+                    body = params.get("body")
+                    order = self.http.post(
+                        self.base + path,
+                        data=body,
+                        headers={"Content-Type": "application/json"},
+                        timeout=10,
+                    ).json()
                     code, order_id = str(order["orderCode"]), str(order["orderId"])
                     strings[recording.order_code] = code
                     numbers[recording.order_id] = order_id
@@ -229,14 +237,19 @@ class Floor:
                     raise
         return code
 
-    def pay_url(self) -> str:
-        return self._replay(self.recordings["pay_url"])
+    def checkout(self) -> str:
+        """A registration's I/O: claim, StepPay order, pending order, checkout opened."""
+        # The id's shape (chk_ and 32 hex digits), not its derivation: the floor computes nothing.
+        checkout = Checkout(new_merchant_ref("floor"), "chk_" + uuid.uuid4().hex)
+        code = self._replay(self.recordings["checkout"], checkout=checkout)
+        self.checkouts[code] = checkout
+        return code
 
     def verify(self, code: str) -> None:
-        self._replay(self.recordings["verify"], code=code)
+        self._replay(self.recordings["verify"], code=code, checkout=self.checkouts.get(code))
 
     def callback(self, code: str) -> None:
-        self._replay(self.recordings["callback"], code=code)
+        self._replay(self.recordings["callback"], code=code, checkout=self.checkouts.get(code))
 
     def webhook(self, raw: bytes, headers: dict[str, str]) -> None:
         del headers
@@ -280,7 +293,8 @@ class WarmBench:
         self.control = SandboxControl(backends.sandbox.url)
         self.sandbox_connections = ConnectionCounter(backends.sandbox)
         self.handlers = Handlers(backends)
-        self.floor = Floor(backends, steppay_order_body())
+        self.floor = Floor(backends)
+        self.checkouts: dict[str, Checkout] = {}  # order code -> the handler's checkout for it
         self.log_file = out_dir / "handler-stdout.log"
         self.log_file.unlink(missing_ok=True)
         self.progress = progress
@@ -299,9 +313,13 @@ class WarmBench:
             )
         return response
 
-    def handler_pay_url(self) -> str:
-        response = self._call("pay_url", http_event("POST", "/payments/pay-url", body=json.dumps(ORDER_BODY)))
-        return str(json.loads(response["body"])["orderCode"])
+    def handler_checkout(self, body: dict[str, Any] | None = None) -> str:
+        """Register a checkout (a fresh merchantRef each call); returns its order code."""
+        response = self._call("checkout", checkout_event(body or checkout_body()))
+        answer = json.loads(response["body"])
+        code = str(answer["orderCode"])
+        self.checkouts[code] = Checkout(str(answer["merchantRef"]), str(answer["checkoutId"]))
+        return code
 
     def handler_verify(self, code: str) -> None:
         body = json.dumps({"orderCode": code, "status": "success"})
@@ -333,13 +351,15 @@ class WarmBench:
 
     def learn_floors(self) -> None:
         codes: list[str] = []
-        calls = self._record(lambda: codes.append(self.handler_pay_url()))
+        calls = self._record(lambda: codes.append(self.handler_checkout()))
         order = requests.get(
             f"{self.backends.sandbox.url}/api/v1/orders/{codes[0]}",
             headers={"Secret-Token": os.environ["STEPPAY_SECRET_TOKEN"]},
             timeout=10,
         ).json()
-        self.floor.recordings["pay_url"] = Recording(calls, codes[0], str(order["orderId"]))
+        self.floor.recordings["checkout"] = Recording(
+            calls, codes[0], str(order["orderId"]), checkout=self.checkouts[codes[0]]
+        )
         for name, handler in (("verify", self.handler_verify), ("callback", self.handler_callback)):
             code = self.paid_orders(1, via_handler=True)[0]
             order_id = str(
@@ -350,7 +370,7 @@ class WarmBench:
                 ).json()["orderId"]
             )
             calls = self._record(functools.partial(handler, code))
-            self.floor.recordings[name] = Recording(calls, code, order_id)
+            self.floor.recordings[name] = Recording(calls, code, order_id, checkout=self.checkouts[code])
         raw, headers = self.webhooks(1)[0]
         calls = self._record(lambda: self.handler_webhook(raw, headers))
         self.floor.recordings["webhook"] = Recording(calls, raw_body=raw, dedupe_key=webhook_key(raw))
@@ -359,7 +379,7 @@ class WarmBench:
 
     def paid_orders(self, count: int, *, via_handler: bool) -> list[str]:
         with stdout_to(self.log_file):
-            codes = [self.handler_pay_url() if via_handler else self.floor.pay_url() for _ in range(count)]
+            codes = [self.handler_checkout() if via_handler else self.floor.checkout() for _ in range(count)]
         for code in codes:
             self.control.complete(code)
         return codes
@@ -460,18 +480,18 @@ class WarmBench:
             self.paid_orders(total, via_handler=False),
         )
 
-        self.progress(f"  in-process: {ENDPOINTS['pay_url']} x {iterations} (+{warmup} warm-up)")
+        self.progress(f"  in-process: {ENDPOINTS['checkout']} x {iterations} (+{warmup} warm-up)")
         pay = ([], [])  # type: tuple[list[str], list[str]]
         size_before = self.log_file.stat().st_size if self.log_file.exists() else 0
         with stdout_to(self.log_file):
             self._alternate(
-                results["pay_url"],
+                results["checkout"],
                 iterations,
                 warmup,
-                lambda i: pay[0].append(self.handler_pay_url()),
-                lambda i: pay[1].append(self.floor.pay_url()),
+                lambda i: pay[0].append(self.handler_checkout()),
+                lambda i: pay[1].append(self.floor.checkout()),
             )
-        results["pay_url"].log_bytes_per_call = (self.log_file.stat().st_size - size_before) / total
+        results["checkout"].log_bytes_per_call = (self.log_file.stat().st_size - size_before) / total
         for code in (*pay[0], *pay[1]):
             self.control.complete(code)
 
@@ -515,7 +535,7 @@ class WarmBench:
 
         # What each handler invocation calls, for the cost model (handler alone, fresh inputs).
         profile_orders = self.paid_orders(20, via_handler=True)
-        results["pay_url"].io_per_call = self.io_profile("pay_url", lambda i: self.handler_pay_url(), 20)
+        results["checkout"].io_per_call = self.io_profile("checkout", lambda i: self.handler_checkout(), 20)
         results["verify"].io_per_call = self.io_profile(
             "verify", lambda i: self.handler_verify(profile_orders[i]), 20
         )
@@ -535,7 +555,7 @@ class WarmBench:
         callback_codes = self.paid_orders(invocations, via_handler=True)
         hooks = self.webhooks(invocations)
         runs: dict[str, Callable[[int], Any]] = {
-            "pay_url": lambda i: self.handler_pay_url(),
+            "checkout": lambda i: self.handler_checkout(),
             "verify": lambda i: self.handler_verify(verify_codes[i]),
             "callback": lambda i: self.handler_callback(callback_codes[i]),
             "webhook": lambda i: self.handler_webhook(*hooks[i]),
