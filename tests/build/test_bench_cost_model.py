@@ -113,3 +113,44 @@ def test_percentiles_are_nearest_rank() -> None:
     assert percentile(values, 50) == 50.0
     assert percentile(values, 99) == 99.0
     assert percentile([5.0], 99) == 5.0
+
+
+def test_reported_capacity_counts_every_write_of_a_registration_and_its_payment() -> None:
+    # A verified payment's writes as the flows count them: the checkout claimed (PutItem),
+    # the pending order (PutItem), the checkout opened (UpdateItem), then the order's move to
+    # PAID (UpdateItem, plus its SettledOrdersIndex entry) and the checkout kept (UpdateItem).
+    flow = {
+        "invocations": {"A": 1.0},
+        "mean_wall_ms": {"A": 10.0},
+        "mean_cpu_ms": {"A": 0.0},
+        "calls_per_invocation": {},
+        "calls": {"sqs.SendMessage": 2.0, "steppay POST /api/v1/orders": 1.0, "steppay GET /x": 3.0},
+        "dynamodb": {
+            "PutItem|t|CHECKOUT|ok": 1.0,
+            "PutItem|t|ORDER|ok": 1.0,
+            "UpdateItem|t|CHECKOUT|ok": 2.0,
+            "UpdateItem|t|ORDER|ok": 1.0,
+            "PutItem|t|WEBHOOK|failed": 1.0,  # no figure reported: modelled from the item size
+            "GetItem|t|ORDER|ok": 2.0,
+        },
+        "dynamodb_capacity": {
+            "PutItem|t|CHECKOUT|ok": 1.0,
+            "PutItem|t|ORDER|ok": 2.0,  # a 1.2 KB order with its registration
+            "UpdateItem|t|CHECKOUT|ok": 2.0,
+            "UpdateItem|t|ORDER|ok": 2.0,
+            "UpdateItem|t|ORDER|ok|SettledOrdersIndex": 1.0,
+            "GetItem|t|ORDER|ok": 1.0,  # two eventually consistent reads
+        },
+        "http_api_requests": 2.0,
+        "webhooks": 3.0,
+        "events_published": 1.0,
+        "log_bytes": 0.0,
+        "stream_records": 5.0,
+    }
+    sizes = {"CHECKOUT": 300.0, "ORDER": 400.0, "WEBHOOK": 1500.0}
+    q = cost.flow_cost(flow, {"A": 1024}, sizes, None, reconciliation_passes=0)["quantities_per_flow"]
+    assert q["dynamodb_wru"] == 1 + 2 + 2 + (2 + 1) + 2  # reported, plus the failed put's 2 KB model
+    assert q["dynamodb_rru"] == 1
+    assert q["sqs_requests"] == 2 * cost.SQS_REQUESTS_PER_MESSAGE  # messages sent, not webhooks
+    assert q["steppay_calls"] == 4
+    assert q["stream_records"] == 5

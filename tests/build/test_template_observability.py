@@ -98,16 +98,9 @@ def _emitted_metric_names() -> set[str]:
         names.update(re.findall(r'add_metric\(\s*name="([A-Za-z]+)"', path.read_text(encoding="utf-8")))
     names.update(f"Verdict{v}" for v in ("Paid", "NotPaid", "Failed", "Canceled", "Mismatch"))
     names.update(f"WebhooksProcessed{s}" for s in ("Processed", "Ignored", "Rejected"))
-    names.update(
-        f"{t}Events"
-        for t in (
-            "PaymentVerified",
-            "RenewalPaymentVerified",
-            "RenewalPaymentFailed",
-            "PaymentCanceled",
-            "SubscriptionStatusChanged",
-        )
-    )
+    from steppay.events import DETAIL_TYPES
+
+    names.update(f"{t.replace(' ', '')}Events" for t in DETAIL_TYPES)  # as the publisher names them
     return names
 
 

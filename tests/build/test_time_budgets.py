@@ -20,7 +20,7 @@ from steppay.settings import Settings
 ROOT = Path(__file__).resolve().parents[2]
 HTTP_API_LIMIT_S = 30  # API Gateway HTTP API's maximum integration timeout
 # The functions that call StepPay; the intake only stores and queues.
-STEPPAY_CALLERS = ("PayUrlFunction", "VerifyFunction", "WebhookProcessorFunction", "ReconciliationFunction")
+STEPPAY_CALLERS = ("CheckoutFunction", "VerifyFunction", "WebhookProcessorFunction", "ReconciliationFunction")
 
 
 class _Loader(yaml.SafeLoader):

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -11,9 +13,20 @@ from typing import Any
 import boto3
 import pytest
 import requests
-from fixtures.sandbox import seed_catalogue, seed_order_body
+from botocore.credentials import Credentials
+from fixtures.sandbox import seed_catalogue
+
+from steppay_merchant import SigV4RequestsAuth
 
 SECRET_TOKEN = "sandbox-secret-token"  # the sandbox's documented local default
+# The merchant backend's credentials on the local stack (its API accepts only these).
+MERCHANT_AUTH = SigV4RequestsAuth("ap-northeast-2", Credentials("local", "local"))
+_refs = itertools.count(1)
+
+
+def new_merchant_ref(prefix: str = "cart") -> str:
+    """A merchantRef no other test used (the session shares one table)."""
+    return f"{prefix}-{uuid.uuid4().hex[:12]}-{next(_refs)}"
 
 
 @dataclass
@@ -31,6 +44,15 @@ class Shop:
     def get(self, path: str, **kwargs: Any) -> requests.Response:
         return self.http.get(f"{self.stack.api_url}{path}", timeout=30, allow_redirects=False, **kwargs)
 
+    # -- the merchant's backend (SigV4-signed with the local stack's credentials) --
+    def backend_post(self, path: str, body: Any, **kwargs: Any) -> requests.Response:
+        return self.http.post(
+            f"{self.stack.api_url}{path}", json=body, timeout=30, auth=MERCHANT_AUTH, **kwargs
+        )
+
+    def backend_get(self, path: str, **kwargs: Any) -> requests.Response:
+        return self.http.get(f"{self.stack.api_url}{path}", timeout=30, auth=MERCHANT_AUTH, **kwargs)
+
     # -- the sandbox (StepPay) --
     def steppay(self, method: str, path: str, **kwargs: Any) -> requests.Response:
         headers = {"Secret-Token": SECRET_TOKEN, **kwargs.pop("headers", {})}
@@ -47,17 +69,26 @@ class Shop:
     def catalogue(self) -> dict[str, Any]:
         return seed_catalogue(self.steppay)
 
-    def order_body(self, kind: str = "one_time") -> dict[str, Any]:
-        return seed_order_body(self.catalogue(), kind)
+    def checkout_items(self, kind: str = "one_time", quantity: int = 1, **item: Any) -> list[dict[str, Any]]:
+        product, price = self.catalogue()[kind]
+        line = {
+            "productCode": product["code"],
+            "priceCode": price["code"],
+            "currency": "KRW",
+            "quantity": quantity,
+        }
+        return [{**line, **item}]
 
-    def pay_url_body(self, **overrides: Any) -> dict[str, Any]:
+    def checkout_body(self, kind: str = "one_time", **overrides: Any) -> dict[str, Any]:
+        """What a merchant's backend registers: the seed customer buys one line of the catalogue."""
         body: dict[str, Any] = {
-            "order": self.order_body(),
+            "merchantRef": new_merchant_ref(),
+            "customerId": self.catalogue()["customer"]["id"],
+            "items": self.checkout_items(kind),
             "successUrl": "http://localhost:8080/checkout/success",
             "errorUrl": "http://localhost:8080/checkout/error",
             "cancelUrl": "http://localhost:8080/checkout/cancel",
             "lang": "ko",
-            "merchantRef": "cart-42",
         }
         body.update(overrides)
         return body
@@ -102,10 +133,13 @@ class Shop:
         """Wait until the stream poller has delivered every record written so far."""
         self.stack.wait_idle(timeout=30)
 
-    def new_pay_link(self, kind: str = "one_time", **overrides: Any) -> dict[str, Any]:
-        response = self.post("/payments/pay-url", self.pay_url_body(order=self.order_body(kind), **overrides))
+    def new_checkout(self, kind: str = "one_time", **overrides: Any) -> dict[str, Any]:
+        """Register a checkout as the merchant's backend does; the answer carries the pay link."""
+        response = self.backend_post("/checkouts", self.checkout_body(kind, **overrides))
         assert response.status_code == 201, response.text
-        return response.json()
+        return dict(response.json())
+
+    new_pay_link = new_checkout  # the shopper's side of a checkout is its pay link
 
 
 @pytest.fixture(scope="session")

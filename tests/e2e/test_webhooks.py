@@ -20,7 +20,8 @@ from typing import Any
 import jsonschema
 import pytest
 import requests
-from e2e.conftest import Shop, error_code, no_leak
+from e2e.conftest import Shop, error_code, new_merchant_ref, no_leak
+from fixtures.sandbox import seed_order_body
 
 pytestmark = pytest.mark.e2e
 
@@ -84,7 +85,7 @@ def _subscription_record(shop: Shop, subscription_id: int) -> dict[str, Any] | N
     return item.get("Item")
 
 
-def _entitlement(shop: Shop, merchant_ref: str) -> dict[str, Any] | None:
+def _entitlement(shop: Shop, merchant_ref: str, subscription_id: int) -> dict[str, Any] | None:
     import boto3
 
     table = boto3.resource(
@@ -94,7 +95,8 @@ def _entitlement(shop: Shop, merchant_ref: str) -> dict[str, Any] | None:
         aws_access_key_id="local",
         aws_secret_access_key="local",
     ).Table(shop.stack.table_names["EntitlementsTable"])
-    return table.get_item(Key={"pk": f"ENTITLEMENT#ref:{merchant_ref}"}, ConsistentRead=True).get("Item")
+    key = f"ENTITLEMENT#{merchant_ref}#{subscription_id}"
+    return table.get_item(Key={"pk": key}, ConsistentRead=True).get("Item")
 
 
 @pytest.fixture
@@ -109,12 +111,17 @@ def sandbox_webhooks(shop: Shop) -> Iterator[Callable[[list[str]], None]]:
 
 
 def _subscribed(shop: Shop, merchant_ref: str) -> tuple[dict[str, Any], int]:
-    """A paid subscription (initial order verified by redirect), ACTIVE in our store."""
-    link = shop.new_pay_link("recurring", merchantRef=merchant_ref)
+    """A paid subscription (its checkout registered, initial order verified by redirect), ACTIVE
+    in our store."""
+    link = shop.new_checkout("recurring", merchantRef=merchant_ref)
     shop.control(f"/orders/{link['orderCode']}/complete", {"outcome": "success"})
     verified = shop.post("/payments/verify", {"orderCode": link["orderCode"]}).json()
     assert verified["verdict"] == "PAID"
-    subscription_id = int(verified["subscriptionIds"][0])
+    assert "subscriptionIds" not in verified  # the shopper's page does not learn them
+    # The merchant's backend reads them from its checkout.
+    view = shop.backend_get(f"/checkouts/{link['checkoutId']}")
+    assert view.status_code == 200, view.text
+    subscription_id = int(view.json()["subscriptionIds"][0])
     _wait(
         lambda: (_subscription_record(shop, subscription_id) or {}).get("status") == "ACTIVE",
         what="subscription.created to be synced",
@@ -123,8 +130,8 @@ def _subscribed(shop: Shop, merchant_ref: str) -> tuple[dict[str, Any], int]:
 
 
 def test_renewal_by_signed_webhook_is_recorded_announced_and_extends_entitlement(shop: Shop) -> None:
-    ref = f"member-{random.randrange(10**9)}"
-    _, subscription_id = _subscribed(shop, ref)
+    ref = new_merchant_ref("member")
+    link, subscription_id = _subscribed(shop, ref)
     renewal = shop.control(f"/subscriptions/{subscription_id}/renew", {"outcome": "success"}).json()
     code = renewal["orderCode"]
 
@@ -137,7 +144,15 @@ def test_renewal_by_signed_webhook_is_recorded_announced_and_extends_entitlement
     assert detail["subscriptionId"] == subscription_id
     assert detail["orderType"] == "RECURRING"
     assert detail["amount"] == "9900"
-    assert detail["merchantRef"] == ref  # carried over from the subscription's first order
+    # Bound through the subscription to the checkout that created it.
+    assert detail["merchantRef"] == ref
+    assert detail["checkoutId"] == link["checkoutId"]
+    assert detail["customer"]["id"] == shop.catalogue()["customer"]["id"]
+    product, price = shop.catalogue()["recurring"]
+    assert [(i["productCode"], i["priceCode"], i["quantity"]) for i in detail["items"]] == [
+        (product["code"], price["code"], 1)
+    ]
+    assert [(i["priceCode"], i["unitPrice"]) for i in detail["chargedItems"]] == [(price["code"], "9900")]
     assert detail["nextPaymentDate"]
 
     record = shop.record(code)
@@ -150,8 +165,13 @@ def test_renewal_by_signed_webhook_is_recorded_announced_and_extends_entitlement
     assert stored.get("merchant_ref") == ref
 
     # The example subscriber extended the merchant's entitlement.
-    entitlement = _wait(lambda: (_entitlement(shop, ref) or {}).get("active_until"), what="entitlement")
+    entitlement = _wait(
+        lambda: (_entitlement(shop, ref, subscription_id) or {}).get("active_until"), what="entitlement"
+    )
     assert datetime.fromisoformat(entitlement) == datetime.fromisoformat(detail["nextPaymentDate"])
+    stored_entitlement = _entitlement(shop, ref, subscription_id)
+    assert stored_entitlement is not None
+    assert stored_entitlement["checkout_id"] == link["checkoutId"]
 
     # Nothing more arrives for this renewal, whatever StepPay's retries do.
     shop.settle_publisher()
@@ -159,7 +179,7 @@ def test_renewal_by_signed_webhook_is_recorded_announced_and_extends_entitlement
 
 
 def test_failed_renewal_then_recovery(shop: Shop) -> None:
-    ref = f"member-{random.randrange(10**9)}"
+    ref = new_merchant_ref("member")
     _, subscription_id = _subscribed(shop, ref)
 
     failed = shop.control(f"/subscriptions/{subscription_id}/renew", {"outcome": "failure"}).json()
@@ -202,7 +222,7 @@ def test_failed_renewal_then_recovery(shop: Shop) -> None:
 
 
 def test_v1_webhooks_alone_record_renewals(shop: Shop, sandbox_webhooks: Callable[[list[str]], None]) -> None:
-    ref = f"member-{random.randrange(10**9)}"
+    ref = new_merchant_ref("member")
     _, subscription_id = _subscribed(shop, ref)
     sandbox_webhooks(["v1"])
     renewal = shop.control(f"/subscriptions/{subscription_id}/renew", {"outcome": "success"}).json()
@@ -234,6 +254,7 @@ def test_forged_v2_webhook_is_refused_and_records_nothing(shop: Shop) -> None:
             },
         }
     ).encode()
+    shop.settle_publisher()  # earlier tests' webhooks and subscription syncs are done
     before = shop.table_snapshot()
     cases = [
         ({}, "signature_missing"),
@@ -288,7 +309,7 @@ def test_unknown_event_types_are_acknowledged_and_stored(shop: Shop) -> None:
 
 
 def test_duplicated_and_reordered_deliveries_change_things_once(shop: Shop) -> None:
-    ref = f"member-{random.randrange(10**9)}"
+    ref = new_merchant_ref("member")
     _, subscription_id = _subscribed(shop, ref)
     renewal = shop.control(f"/subscriptions/{subscription_id}/renew", {"outcome": "success"}).json()
     _wait(
@@ -330,7 +351,7 @@ def test_duplicated_and_reordered_deliveries_change_things_once(shop: Shop) -> N
 
 
 def test_reconciliation_finds_a_renewal_whose_webhooks_never_arrived(shop: Shop) -> None:
-    ref = f"member-{random.randrange(10**9)}"
+    ref = new_merchant_ref("member")
     _, subscription_id = _subscribed(shop, ref)
     shop.control("/faults", {"webhooks": "drop", "count": 100})
     renewal = shop.control(f"/subscriptions/{subscription_id}/renew", {"outcome": "success"}).json()
@@ -406,11 +427,15 @@ def test_initial_order_recorded_by_webhook_first_then_redirect_records_nothing_m
         what="webhook to record the payment",
     )
     assert record["verified_via"] == "webhook"
-    assert record["merchant_ref"] == "cart-42"  # what was remembered at pay-link time is kept
+    # What the merchant's backend registered is kept.
+    assert record["merchant_ref"] == link["merchantRef"]
+    assert record["registration"]["checkout_id"] == link["checkoutId"]
     answer = shop.post("/payments/verify", {"orderCode": link["orderCode"], "status": "success"}).json()
     assert answer["verdict"] == "PAID"
-    assert answer["merchantRef"] == "cart-42"
+    assert set(answer) == {"verified", "verdict", "orderCode", "amount", "currency", "paidAt"}
     assert shop.record(link["orderCode"]) == record  # the redirect recorded nothing more
+    view = shop.backend_get(f"/checkouts/{link['checkoutId']}").json()
+    assert (view["state"], view["merchantRef"]) == ("PAID", link["merchantRef"])
     shop.settle_publisher()
     assert len(_events(shop, "Payment Verified", lambda d: d["orderCode"] == link["orderCode"], wait=2)) == 1
 
@@ -427,7 +452,8 @@ def test_refund_of_a_recorded_payment_is_recorded_and_announced_once(shop: Shop)
     )
     detail = _validated(canceled[0])["detail"]
     assert detail["returnedAmount"] == "15000"
-    assert detail["merchantRef"] == "cart-42"
+    assert detail["merchantRef"] == link["merchantRef"]
+    assert detail["checkoutId"] == link["checkoutId"]
     record = shop.record(link["orderCode"])
     assert record is not None and record["state"] == "CANCELED"
     # Verifying again says CANCELED and never makes it PAID again.
@@ -436,3 +462,96 @@ def test_refund_of_a_recorded_payment_is_recorded_and_announced_once(shop: Shop)
     shop.settle_publisher()
     assert len(_events(shop, "Payment Canceled", lambda d: d["orderCode"] == link["orderCode"], wait=2)) == 1
     assert len(_events(shop, "Payment Verified", lambda d: d["orderCode"] == link["orderCode"], wait=0)) == 1
+
+
+# -- orders this bundle did not register (made at StepPay directly: its portal, another integration)
+
+
+def _webhook_items_naming(shop: Shop, order_code: str, order_id: int) -> list[dict[str, Any]]:
+    """The stored webhooks whose body names this order (by code, or by id as payment.* do)."""
+
+    def raw(item: dict[str, Any]) -> str:
+        value = item.get("raw_body")
+        value = getattr(value, "value", value)
+        return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value or "")
+
+    return [
+        item
+        for item in shop.table_snapshot()
+        if str(item["pk"]).startswith("WEBHOOK#")
+        and (order_code in raw(item) or f'"orderId":{order_id}' in raw(item).replace(" ", ""))
+    ]
+
+
+def _unregistered_order(shop: Shop, kind: str = "one_time") -> dict[str, Any]:
+    response = shop.steppay("POST", "/api/v1/orders", json=seed_order_body(shop.catalogue(), kind))
+    assert response.status_code == 201, response.text
+    return dict(response.json())
+
+
+def _assert_ignored_not_recorded(shop: Shop, code: str, order_id: int, *payment_events: str) -> None:
+    def settled() -> list[dict[str, Any]] | None:
+        items = [
+            i for i in _webhook_items_naming(shop, code, order_id) if i.get("event_type") != "order.created"
+        ]
+        return items if items and all(i["state"] != "RECEIVED" for i in items) else None
+
+    items = _wait(settled, what="the webhooks about the unregistered order to be processed")
+    order_items = [
+        i for i in items if i.get("event_type") in ("order.payment_completed", "payment.completed")
+    ]
+    assert order_items, items
+    assert {(i["state"], i["outcome"]) for i in order_items} == {
+        ("IGNORED", "order not registered by this bundle")
+    }, order_items
+    assert shop.record(code) is None
+    shop.settle_publisher()
+    for detail_type in payment_events:
+        assert _events(shop, detail_type, lambda d: d.get("orderCode") == code, wait=1) == []
+
+
+def test_webhooks_for_an_order_the_bundle_did_not_register_are_ignored_not_recorded(shop: Shop) -> None:
+    created = _unregistered_order(shop)
+    code, order_id = created["orderCode"], int(created["id"])
+    shop.control(f"/orders/{code}/complete", {"outcome": "success"})
+    # StepPay's signed webhooks arrive and are acknowledged, but nothing is recorded or announced.
+    _assert_ignored_not_recorded(shop, code, order_id, "Payment Verified")
+    # Nor does the shopper's page learn anything of it.
+    response = shop.post("/payments/verify", {"orderCode": code})
+    assert response.status_code == 404 and error_code(response) == "order_not_found"
+    assert shop.record(code) is None
+
+
+def test_renewal_of_a_subscription_the_bundle_did_not_register_is_not_recorded(shop: Shop) -> None:
+    created = _unregistered_order(shop, "recurring")
+    paid = shop.control(f"/orders/{created['orderCode']}/complete", {"outcome": "success"}).json()
+    subscription_id = int(paid["subscriptions"][0]["id"])
+    _assert_ignored_not_recorded(shop, created["orderCode"], int(created["id"]), "Payment Verified")
+    renewal = shop.control(f"/subscriptions/{subscription_id}/renew", {"outcome": "success"}).json()
+    _assert_ignored_not_recorded(
+        shop, renewal["orderCode"], int(renewal["id"]), "Renewal Payment Verified", "Renewal Payment Failed"
+    )
+
+
+def test_reconciliation_counts_an_unregistered_paid_order_and_does_not_record_it(shop: Shop) -> None:
+    created = _unregistered_order(shop)
+    code = created["orderCode"]
+    ours = shop.new_checkout()
+    try:
+        shop.control("/faults", {"webhooks": "drop", "count": 100})
+        shop.control(f"/orders/{code}/complete", {"outcome": "success"})
+        shop.control(f"/orders/{ours['orderCode']}/complete", {"outcome": "success"})
+        report = shop.stack.invoke("ReconciliationFunction", {"windowMinutes": 60})
+    finally:
+        shop.clear_faults()
+    assert report["failed"] == 0, report
+    assert report["unregistered"] >= 1, report
+    assert report["fixed"] >= 1, report  # ours, whose webhooks were dropped too
+    assert shop.record(code) is None
+    assert (shop.record(ours["orderCode"]) or {}).get("verified_via") == "reconciliation"
+    again = shop.stack.invoke("ReconciliationFunction", {"windowMinutes": 60})
+    assert again["failed"] == 0 and again["unregistered"] >= 1, again
+    assert shop.record(code) is None
+    shop.settle_publisher()
+    assert _events(shop, "Payment Verified", lambda d: d["orderCode"] == code, wait=1) == []
+    assert len(_events(shop, "Payment Verified", lambda d: d["orderCode"] == ours["orderCode"], wait=0)) == 1

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from hostile.harness import Harness, distinct_event_ids
 
+from faults.checkouts import pay_link
 from faults.conftest import FaultLab
 
 pytestmark = pytest.mark.e2e
@@ -27,7 +28,7 @@ PUBLISHER_STREAM = "stream:PublisherFunction.PaymentsStream"
 
 def paid_order(h: Harness, *, announce: bool = False) -> dict[str, Any]:
     """A pay link paid at StepPay; StepPay's webhooks are held back unless `announce`."""
-    link = h.pay_link()
+    link = pay_link(h)
     if announce:
         h.complete(link["orderCode"])
     else:
@@ -96,7 +97,7 @@ def test_dynamodb_goes_away_and_comes_back_with_its_data(lab: FaultLab, reliabil
         verify_paid(h, before["orderCode"])
         assert_once_each(h, [before["orderCode"]])
         during_verify = paid_order(h)
-        during_webhook = h.pay_link()
+        during_webhook = pay_link(h)
 
         stack.dynamodb.stop()
         try:

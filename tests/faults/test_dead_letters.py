@@ -18,6 +18,7 @@ import pytest
 import yaml
 from hostile.harness import plain
 
+from faults.checkouts import pay_link
 from faults.conftest import FaultLab
 from faults.test_steppay_faults import (
     assert_announced_once,
@@ -130,7 +131,7 @@ def test_webhook_failing_every_time_is_dead_lettered_then_redriven_once(
     with reliability.fault(SUITE, "webhook processing failing every time (dead-letter queue, redrive)"):
         assert _dead_letters(lab) == 0 and _alarm_state(lab) == "OK"
         lab.set_webhook_visibility(1)
-        link = h.pay_link()
+        link = pay_link(h)
         code = link["orderCode"]
         break_order(h, link, {"status": 500})
         h.complete(code)  # order.payment_completed and payment.completed, both about this order

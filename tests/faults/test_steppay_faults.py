@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from hostile.harness import Harness, plain
 
+from faults.checkouts import pay_link
 from faults.conftest import FaultLab
 from steppay_local.workers import InvocationError
 
@@ -63,7 +64,7 @@ def assert_nothing_decided(h: Harness, order_code: str) -> None:
 def test_fault_during_verification(lab: FaultLab, reliability: Any, fault: str) -> None:
     h = lab.h
     with reliability.fault(SUITE, f"{fault} during verify"):
-        link = h.pay_link()
+        link = pay_link(h)
         code = link["orderCode"]
         with h.webhooks_off():
             h.complete(code)
@@ -110,7 +111,7 @@ def payment_webhook_items(h: Harness, link: dict[str, Any]) -> list[dict[str, An
 def test_fault_during_webhook_processing(lab: FaultLab, reliability: Any, fault: str) -> None:
     h = lab.h
     with reliability.fault(SUITE, f"{fault} during webhook processing"):
-        link = h.pay_link()
+        link = pay_link(h)
         code = link["orderCode"]
         break_order(h, link, FAULTS[fault])
         failures_before = len([line for line in h.stack.logs.lines(PROCESSOR_POLLER) if "failed" in line])
@@ -151,7 +152,7 @@ def test_fault_during_webhook_processing(lab: FaultLab, reliability: Any, fault:
 def test_fault_during_reconciliation(lab: FaultLab, reliability: Any, fault: str) -> None:
     h = lab.h
     with reliability.fault(SUITE, f"{fault} during reconciliation"):
-        link = h.pay_link()
+        link = pay_link(h)
         code = link["orderCode"]
         with h.webhooks_off():  # the webhooks were lost: only reconciliation can find this payment
             h.complete(code)
@@ -174,7 +175,7 @@ def test_fault_during_reconciliation(lab: FaultLab, reliability: Any, fault: str
 def test_reconciliation_when_the_order_list_fails(lab: FaultLab, reliability: Any) -> None:
     h = lab.h
     with reliability.fault(SUITE, "StepPay order list unavailable during reconciliation"):
-        link = h.pay_link()
+        link = pay_link(h)
         code = link["orderCode"]
         with h.webhooks_off():
             h.complete(code)

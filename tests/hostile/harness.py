@@ -19,12 +19,25 @@ from typing import Any
 
 import boto3
 import requests
+from botocore.credentials import Credentials
 from fixtures.sandbox import seed_catalogue, seed_order_body
+
+from steppay_merchant import SigV4RequestsAuth
 
 SECRET_TOKEN = "sandbox-secret-token"  # the sandbox's documented local-only values
 WEBHOOK_KEY = "sandbox-webhook-key"
 SECRETS = (SECRET_TOKEN, WEBHOOK_KEY)
 REGION = "ap-northeast-2"
+# The merchant backend's credentials on the local stack (its API accepts only these for AWS_IAM).
+MERCHANT_AUTH = SigV4RequestsAuth(REGION, Credentials("local", "local"))
+RESULT_URLS = {
+    "successUrl": "http://localhost:8080/ok",
+    "errorUrl": "http://localhost:8080/err",
+    "cancelUrl": "http://localhost:8080/cancel",
+}
+# StepPay calls that look something up (an order, a subscription): counted by `lookup_probe`.
+LOOKUP_PATHS = ("/api/v1/orders/*", "/api/v1/subscriptions/*")
+PROBE_COUNT = 1_000_000
 
 # What an answer must never show: a trace, a secret, or how the bundle is built inside.
 LEAK_MARKERS = (
@@ -41,6 +54,9 @@ LEAK_MARKERS = (
     "arn:aws",
     "ORDER#",
     "WEBHOOK#",
+    "CHECKOUT#",
+    "IDEMPOTENCY#",
+    "SUBSCRIPTION#",
     "steppay.",
     "requests.",
     "urllib3",
@@ -59,6 +75,13 @@ ERROR_CODES = frozenset(
         "payload_too_large",
         "unsupported_media_type",
         "order_rejected",
+        "checkout_not_found",
+        "merchant_ref_conflict",
+        "idempotency_key_reused",
+        "checkout_in_progress",
+        "expected_amount_mismatch",
+        "steppay_customer_mismatch",
+        "webhook_keys_unconfigured",
         "steppay_auth_failed",
         "steppay_unavailable",
         "storage_unavailable",
@@ -155,12 +178,25 @@ class Harness:
         return self.request("POST", path, json=body, **kwargs)
 
     def post_raw(
-        self, path: str, data: bytes, content_type: str | None = "application/json", **headers: str
+        self,
+        path: str,
+        data: bytes,
+        content_type: str | None = "application/json",
+        auth: Any = None,
+        **headers: str,
     ) -> requests.Response:
         sent = dict(headers)
         if content_type is not None:
             sent["Content-Type"] = content_type
-        return self.request("POST", path, data=data, headers=sent)
+        return self.request("POST", path, data=data, headers=sent, auth=auth)
+
+    def backend(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        """A request of the merchant's backend: SigV4-signed with the local stack's credentials."""
+        kwargs.setdefault("auth", MERCHANT_AUTH)
+        return self.request(method, path, **kwargs)
+
+    def backend_post(self, path: str, body: Any, **kwargs: Any) -> requests.Response:
+        return self.backend("POST", path, json=body, **kwargs)
 
     def webhook(self, raw: bytes, signature: str | None = None, **headers: str) -> requests.Response:
         extra = dict(headers)
@@ -194,23 +230,40 @@ class Harness:
         self.control("/faults", method="DELETE")
 
     def catalogue(self) -> dict[str, Any]:
-        return seed_catalogue(self.steppay)
+        """The seed catalogue (read once: the sandbox's seed never changes during a run)."""
+        return dict(self.shared("catalogue", lambda h: seed_catalogue(h.steppay)))
 
     def order_body(self, kind: str = "one_time") -> dict[str, Any]:
+        """A body for StepPay's own order API (what a foreign integration would send StepPay)."""
         return seed_order_body(self.catalogue(), kind)
 
-    def pay_link(self, kind: str = "one_time", **overrides: Any) -> dict[str, Any]:
-        """A pay link issued through the bundle (so a PENDING record exists)."""
-        body = {
-            "order": self.order_body(kind),
-            "successUrl": "http://localhost:8080/ok",
-            "errorUrl": "http://localhost:8080/err",
-            "merchantRef": f"ref-{uuid.uuid4().hex[:12]}",
-            **overrides,
+    def checkout_items(self, kind: str = "one_time", **item: Any) -> list[dict[str, Any]]:
+        product, price = self.catalogue()[kind]
+        line = {"productCode": product["code"], "priceCode": price["code"], "currency": "KRW", "quantity": 1}
+        return [{**line, **item}]
+
+    def checkout_body(self, kind: str = "one_time", **overrides: Any) -> dict[str, Any]:
+        """What the merchant's backend registers: the seed customer buys one line of the catalogue."""
+        body: dict[str, Any] = {
+            "merchantRef": f"hostile-{uuid.uuid4().hex[:16]}",
+            "customerId": self.catalogue()["customer"]["id"],
+            "items": self.checkout_items(kind),
+            **RESULT_URLS,
+            "lang": "ko",
         }
-        response = self.post("/payments/pay-url", body)
+        body.update(overrides)
+        return body
+
+    def checkout(
+        self, kind: str = "one_time", headers: dict[str, str] | None = None, **overrides: Any
+    ) -> dict[str, Any]:
+        """A checkout registered by the backend (a PENDING record exists); its answer plus `body`."""
+        body = self.checkout_body(kind, **overrides)
+        response = self.backend_post("/checkouts", body, headers=headers or {})
         assert response.status_code == 201, response.text
-        return dict(response.json())
+        return {**response.json(), "body": body, "headers": dict(headers or {})}
+
+    pay_link = checkout  # the shopper's side of a checkout is its pay link
 
     def steppay_order(self, kind: str = "one_time") -> dict[str, Any]:
         """An order created at StepPay directly (the bundle knows nothing of it)."""
@@ -238,6 +291,31 @@ class Harness:
 
     def sandbox_faults(self) -> list[dict[str, Any]]:
         return list(self.control("/faults", method="GET").json()["faults"])
+
+    @contextlib.contextmanager
+    def lookup_probe(self) -> Iterator[Callable[[], int]]:
+        """Count the bundle's lookups at StepPay (GET of an order or subscription) meanwhile.
+
+        The sandbox keeps no request log; an inbound fault that only delays by 1 ms, with a huge
+        count, is used up once per matching request: its remaining count is the counter. Other
+        faults are cleared on the way out (no case adds its own while probing).
+        """
+        assert not [f for f in self.sandbox_faults() if f["kind"] == "inbound"], "probe on top of faults"
+        for path in LOOKUP_PATHS:
+            self.fault(path=path, method="GET", latencyMs=1, count=PROBE_COUNT)
+
+        def used() -> int:
+            probes = [
+                f for f in self.sandbox_faults() if f["kind"] == "inbound" and f["path"] in LOOKUP_PATHS
+            ]
+            return sum(PROBE_COUNT - f["count"] for f in probes) + PROBE_COUNT * (
+                len(LOOKUP_PATHS) - len(probes)
+            )
+
+        try:
+            yield used
+        finally:
+            self.clear_faults()
 
     # -- what is stored ------------------------------------------------------------------
 
@@ -432,6 +510,15 @@ def finish_without_records(h: Harness, events_before: int, before: dict[str, str
 
 def steppay_order_count(h: Harness) -> int:
     return int(h.steppay("GET", "/api/v1/orders", params={"size": 1}).json()["totalElements"])
+
+
+def newest_steppay_orders(h: Harness, count: int) -> list[dict[str, Any]]:
+    """StepPay's `count` most recently created orders, newest first (full detail)."""
+    if count <= 0:
+        return []
+    params = {"size": count, "sort": "id", "sortDir": "DESC"}
+    listed = h.steppay("GET", "/api/v1/orders", params=params).json()["content"]
+    return [dict(h.steppay("GET", f"/api/v1/orders/{o['orderCode']}").json()) for o in listed]
 
 
 def distinct_event_ids(events: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:

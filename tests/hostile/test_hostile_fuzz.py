@@ -3,9 +3,12 @@
 Properties, for every generated request: the answer is never a 5xx; a refusal is the error
 envelope with a known code and shows nothing internal; a webhook is accepted exactly when it is
 a well-formed v1 webhook or a v2 envelope with a valid, fresh signature; a verification is
-refused unless every field is valid. Over the whole run: no payment or subscription record was
-written (only the acknowledged webhooks themselves are kept) and no event was published.
-Generated order ids and codes never name a real order (ids >= 10**12, codes prefixed `zz`).
+refused unless every field is valid (an all-digit order code is an order id: refused), and a valid
+order code the bundle never registered is `404 order_not_found` without asking StepPay (the
+verification and callback fuzzers count StepPay's lookups: none). Over the whole run: no payment
+or subscription record was written (only the acknowledged webhooks themselves are kept) and no
+event was published. Generated order ids and codes never name a real order (ids >= 10**12, codes
+prefixed `zz`).
 """
 
 from __future__ import annotations
@@ -41,7 +44,9 @@ SETTINGS = settings(
     suppress_health_check=list(HealthCheck),
 )
 MAX_ID = 2**63 - 1
-ORDER_CODE = re.compile(r"[A-Za-z0-9_-]{1,64}", re.ASCII)
+# An order code (steppay.api_models.ORDER_CODE_PATTERN): at most 64 characters, not all digits.
+ORDER_CODE = re.compile(r"(?=[A-Za-z0-9_-]{1,64}\Z)[A-Za-z0-9_-]*[A-Za-z_-][A-Za-z0-9_-]*", re.ASCII)
+VERIFY_ANSWER = {"verified", "verdict", "orderCode", "amount", "currency", "paidAt"}
 STATUS = re.compile(r"[A-Za-z_]{0,32}", re.ASCII)
 EVENTS = [
     "order.payment_completed",
@@ -78,7 +83,9 @@ any_ids = st.one_of(
 codes = st.one_of(
     st.from_regex(r"zz[A-Za-z0-9_-]{1,20}", fullmatch=True),  # valid, but names nothing
     st.text(max_size=70),
+    st.integers(min_value=0, max_value=10**70).map(str),  # an order id where a code belongs
     st.sampled_from(["../customers", "a/b?x=1", "%2e%2e%2f", "order_1\n", "order_1\r\nX: 1", "١٢٣", ""]),
+    st.sampled_from(["ORDER#zz1", "CHECKOUT#chk_1", "IDEMPOTENCY#k", "zz" + "a" * 63, "0" * 64, "1e5"]),
 )
 v1_orders = st.fixed_dictionaries(
     {
@@ -247,22 +254,17 @@ def test_fuzz_verify_endpoint(harness: Harness, reliability: Any) -> None:
         code = response.json()["error"]["code"] if response.status_code != 200 else None
         if not verify_valid(body):
             assert (response.status_code, code) == (400, "invalid_request"), (body, response.text)
-        elif str(body["orderCode"]).isdigit():
-            # An all-digit code is read as an order id: refused when it cannot be one, otherwise
-            # looked up (and never taken for the order it names: MISMATCH at most).
-            assert (response.status_code, code) in (
-                (400, "invalid_request"),
-                (404, "order_not_found"),
-                (200, None),
-            )
-            if response.status_code == 200:
-                assert response.json()["verdict"] == "MISMATCH"
         else:
+            # A valid code of no registered order: not found, and StepPay is not asked.
             assert (response.status_code, code) == (404, "order_not_found"), (body, response.text)
+        if response.status_code == 200:  # never, as generated; the answer's shape if it were
+            assert set(response.json()) == VERIFY_ANSWER
         counts["passed"] += 1
 
     try:
-        run()
+        with h.lookup_probe() as lookups:
+            run()
+            assert lookups() == 0, "StepPay was asked about an order the bundle never registered"
     finally:
         reliability.cases(SUITE, counts["tried"], counts["passed"])
     finish_without_records(h, events_before, before)
@@ -293,15 +295,17 @@ def test_fuzz_callback_endpoint(harness: Harness, reliability: Any) -> None:
         if not (code_ok and status_ok):
             assert response.status_code == 400, (params, response.status_code, response.text)
         else:
-            # Valid names of no order: refused (a bad order_id) or unknown; at most a MISMATCH
-            # redirect for an all-digit code that happens to be an order id.
-            assert response.status_code in (400, 404, 303), (params, response.status_code, response.text)
-            if response.status_code == 303:
-                assert "result=failed" in response.headers["Location"]
+            # Valid names of no registered order: refused (a bad order_id) or not found; never a
+            # redirect, and StepPay is not asked.
+            assert response.status_code in (400, 404), (params, response.status_code, response.text)
+            if response.status_code == 404:
+                assert response.json()["error"]["code"] == "order_not_found"
         counts["passed"] += 1
 
     try:
-        run()
+        with h.lookup_probe() as lookups:
+            run()
+            assert lookups() == 0, "StepPay was asked about an order the bundle never registered"
     finally:
         reliability.cases(SUITE, counts["tried"], counts["passed"])
     finish_without_records(h, events_before, before)

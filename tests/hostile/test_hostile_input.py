@@ -3,9 +3,16 @@
 Every case asserts the exact status and stable error code (or, for answers that are not
 refusals, the exact harmless outcome), that the answer shows no trace, secret or internal
 detail, that no record was written (every item of every table compared, and StepPay's order
-count), and that no event reached the tap. Webhooks that StepPay could legitimately have sent
+count), that every refusal asked StepPay nothing (its order and subscription lookups are
+counted), and that no event reached the tap. Webhooks that StepPay could legitimately have sent
 (unsigned v1, validly signed v2) are acknowledged and kept, as designed: for those only the
-stored webhook itself may appear, and its processing must change nothing else.
+stored webhook itself may appear, and its processing must change nothing else. An order paid for
+something other than what was registered is the one designed write: recorded MISMATCH once and
+announced once as `Payment Mismatch`, never PAID.
+
+`POST /checkouts` (and its GETs) is the merchant backend's, AWS_IAM on the HTTP API: every
+attack on it is sent SigV4-signed as the backend (authenticated, but its input still validated),
+and all of them again unsigned (API Gateway's 403, the function never runs).
 """
 
 from __future__ import annotations
@@ -15,22 +22,58 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from decimal import Decimal
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
-from hostile.harness import WEBHOOK_KEY, Harness, begin, compact, finish, plain, sign, steppay_order_count
+from botocore.credentials import Credentials
+from hostile.harness import (
+    MERCHANT_AUTH,
+    REGION,
+    RESULT_URLS,
+    WEBHOOK_KEY,
+    Harness,
+    begin,
+    compact,
+    finish,
+    newest_steppay_orders,
+    plain,
+    sign,
+    steppay_order_count,
+)
+
+from steppay.api_models import CheckoutRequest
+from steppay.payments import checkout_id_for, content_hash
+from steppay_merchant import SigV4RequestsAuth
 
 pytestmark = [pytest.mark.e2e, pytest.mark.leaves_settled]
 
 SUITE = "hostile input"
 RESULT_PAGE_NETLOC = "127.0.0.1:8080"  # the local stack's default RESULT_PAGE_URL
-GOOD = {"successUrl": "http://localhost:8080/ok", "errorUrl": "http://localhost:8080/err"}
 UNKNOWN_ID = 987_654_321_012
+FORBIDDEN = {"message": "Forbidden"}  # API Gateway's answer to an unsigned AWS_IAM request
+NOT_FOUND = {"message": "Not Found"}  # API Gateway's answer when no route matches
+SIGNATURE_MISMATCH = (
+    "The request signature we calculated does not match the signature you provided. "
+    "Check your AWS Secret Access Key and signing method. Consult the service documentation for details."
+)
+VERIFY_ANSWER = {"verified", "verdict", "orderCode", "amount", "currency", "paidAt"}
+CHECKOUT_ANSWER = {
+    "checkoutId",
+    "merchantRef",
+    "orderCode",
+    "orderId",
+    "payUrl",
+    "amount",
+    "currency",
+    "expiresAt",
+}
+DROP = object()  # a field left out of a body
 
 Send = Callable[[Harness, Any], requests.Response]
+Check = Callable[[Harness, Any, requests.Response], None]
 
 
 @dataclass(frozen=True)
@@ -40,17 +83,30 @@ class Attack:
     status: int
     code: str | None = None  # the error code; None when the answer is not an error envelope
     setup: Callable[[Harness], Any] | None = None
-    check: Callable[[Harness, Any, requests.Response], None] | None = None  # more on the answer
+    check: Check | None = None  # more on the answer
     after: Callable[[Harness, Any], None] | None = None  # once everything has settled
     stores_webhook: bool = False  # an acknowledged webhook: only WEBHOOK# items may appear
     body: dict[str, Any] | None = field(default=None)  # a gateway answer's exact body
+    body_keys: frozenset[str] | None = None  # a gateway answer's keys, when its text may vary
+    # StepPay lookups (GET of an order or subscription) the case may cause; None: not counted.
+    # Default: none for every refusal.
+    lookups: int | None = -1
+    orders_created: int = 0  # StepPay orders the case creates (see the expected_amount case)
+    mismatch: bool = False  # the designed write: the order is recorded MISMATCH, announced once
+    xfail: str | None = None  # a known product bug (strict: the case fails once it is fixed)
+
+    @property
+    def expected_lookups(self) -> int | None:
+        if self.lookups != -1:
+            return self.lookups
+        return 0 if self.code is not None or self.status in (403, 404) else None
 
 
 # -- set-ups ------------------------------------------------------------------------------
 
 
 def unpaid(h: Harness) -> dict[str, Any]:
-    return h.shared("unpaid", lambda h: h.pay_link())
+    return h.shared("unpaid", lambda h: h.checkout())
 
 
 def paid_unrecorded(h: Harness) -> dict[str, Any]:
@@ -59,22 +115,16 @@ def paid_unrecorded(h: Harness) -> dict[str, Any]:
 
 def _paid_unrecorded(h: Harness) -> dict[str, Any]:
     """Paid at StepPay, but the bundle was told nothing: still PENDING here."""
-    link = h.pay_link()
+    link = h.checkout()
     with h.webhooks_off():
         h.complete(link["orderCode"])
     assert h.record(link["orderCode"])["state"] == "PENDING"  # type: ignore[index]
     return link
 
 
-def paid_and_recorded(h: Harness) -> dict[str, Any]:
-    link = h.pay_link()
-    h.complete(link["orderCode"])
-    return link
-
-
 def failed_payment(h: Harness) -> dict[str, Any]:
     def make(h: Harness) -> dict[str, Any]:
-        link = h.pay_link()
+        link = h.checkout()
         h.complete(link["orderCode"], "failure")
         return link
 
@@ -82,7 +132,7 @@ def failed_payment(h: Harness) -> dict[str, Any]:
 
 
 def foreign_paid(h: Harness) -> dict[str, Any]:
-    """An order the bundle never issued, paid at StepPay, not announced to us."""
+    """An order the bundle never registered (made at StepPay directly), paid, not announced to us."""
 
     def make(h: Harness) -> dict[str, Any]:
         order = h.steppay_order()
@@ -97,21 +147,68 @@ def foreign_unpaid(h: Harness) -> dict[str, Any]:
     return h.shared("foreign unpaid", lambda h: h.steppay_order())
 
 
-def tampered(field_name: str, value: Any) -> Callable[[Harness], dict[str, Any]]:
-    """Paid at StepPay, but what we ordered (the stored PENDING record) disagrees with it."""
+def idempotent(h: Harness) -> dict[str, Any]:
+    """A checkout registered with an Idempotency-Key."""
+    return h.shared("idempotent", lambda h: h.checkout(headers={"Idempotency-Key": f"key-{uuid.uuid4()}"}))
+
+
+def claimed_elsewhere(h: Harness) -> dict[str, Any]:
+    """A registration another request has just claimed (CREATING, fresh): its body and claim."""
+    body = h.checkout_body()
+    now = datetime.now(UTC)
+    checkout_id = checkout_id_for(body["merchantRef"])
+    h.table().put_item(
+        Item={
+            "pk": f"CHECKOUT#{checkout_id}",
+            "sk": "CHECKOUT",
+            "entity": "checkout",
+            "checkout_id": checkout_id,
+            "merchant_ref": body["merchantRef"],
+            "content_hash": content_hash(CheckoutRequest.model_validate(body)),
+            "state": "CREATING",
+            "claimed_at": now.isoformat(),
+            "expires_at": (now + timedelta(hours=24)).isoformat(),
+            "ttl": int((now + timedelta(days=8)).timestamp()),
+        }
+    )
+    return {"body": body, "headers": {}, "checkoutId": checkout_id}
+
+
+def recorded_currency(currency: str) -> Callable[[Harness], dict[str, Any]]:
+    """Paid at StepPay, but the currency we stored for the order disagrees with StepPay's."""
 
     def setup(h: Harness) -> dict[str, Any]:
-        link = h.pay_link()
+        link = h.checkout()
         h.table().update_item(
             Key={"pk": f"ORDER#{link['orderCode']}", "sk": "ORDER"},
             UpdateExpression="SET #f = :v",
-            ExpressionAttributeNames={"#f": field_name},
-            ExpressionAttributeValues={":v": value},
+            ExpressionAttributeNames={"#f": "currency"},
+            ExpressionAttributeValues={":v": currency},
         )
-        h.complete(link["orderCode"])
+        with h.webhooks_off():
+            h.complete(link["orderCode"])
         return link
 
     return setup
+
+
+def charged_otherwise(h: Harness) -> dict[str, Any]:
+    """StepPay charged two of what the backend registered one of (the sandbox's test-only tamper);
+    paid, but the bundle was not told yet."""
+    link = h.checkout()
+    tampered = h.control(f"/orders/{link['orderCode']}/tamper", {"items": [{"minimumQuantity": 2}]})
+    assert tampered.status_code == 200, tampered.text
+    with h.webhooks_off():
+        h.complete(link["orderCode"])
+    assert h.record(link["orderCode"])["state"] == "PENDING"  # type: ignore[index]
+    return link
+
+
+def mismatch_recorded(h: Harness) -> dict[str, Any]:
+    link = charged_otherwise(h)
+    first = h.post("/payments/verify", {"orderCode": link["orderCode"]})
+    assert first.status_code == 200 and first.json()["verdict"] == "MISMATCH", first.text
+    return link
 
 
 def delivered_once(body: Callable[[Harness, Any], dict[str, Any]], setup: Callable[[Harness], Any]) -> Any:
@@ -156,22 +253,9 @@ def raw(path: str, data: bytes, content_type: str | None = "application/json", *
     return send
 
 
-def method(verb: str, path: str) -> Send:
+def method(verb: str, path: str, auth: Any = None) -> Send:
     def send(h: Harness, ctx: Any) -> requests.Response:
-        return h.request(verb, path, data=b"{}", headers={"Content-Type": "application/json"})
-
-    return send
-
-
-def pay_url(**overrides: Any) -> Send:
-    def send(h: Harness, ctx: Any) -> requests.Response:
-        body: dict[str, Any] = {"order": h.order_body(), **GOOD, "merchantRef": "hostile"}
-        for key, value in overrides.items():
-            if value is None:
-                body.pop(key, None)
-            else:
-                body[key] = value(h) if callable(value) else value
-        return h.post("/payments/pay-url", body)
+        return h.request(verb, path, data=b"{}", headers={"Content-Type": "application/json"}, auth=auth)
 
     return send
 
@@ -224,7 +308,7 @@ def v1(body: Callable[[Any], Any] | dict[str, Any]) -> Send:
 # -- checks -------------------------------------------------------------------------------
 
 
-def redirected_to_result(result: str) -> Callable[[Harness, Any, requests.Response], None]:
+def redirected_to_result(result: str) -> Check:
     def check(h: Harness, ctx: Any, response: requests.Response) -> None:
         location = urlsplit(response.headers["Location"])
         assert location.netloc == RESULT_PAGE_NETLOC, location
@@ -236,16 +320,18 @@ def redirected_to_result(result: str) -> Callable[[Harness, Any, requests.Respon
     return check
 
 
-def verdict(expected: str) -> Callable[[Harness, Any, requests.Response], None]:
+def verdict(expected: str) -> Check:
     def check(h: Harness, ctx: Any, response: requests.Response) -> None:
         body = response.json()
+        assert set(body) == VERIFY_ANSWER, body  # the shopper's page learns the verdict, nothing more
         assert body["verdict"] == expected, body
         assert body["verified"] is False
+        assert body["orderCode"] == ctx["orderCode"]
 
     return check
 
 
-def acknowledged(duplicate: bool = False) -> Callable[[Harness, Any, requests.Response], None]:
+def acknowledged(duplicate: bool = False) -> Check:
     def check(h: Harness, ctx: Any, response: requests.Response) -> None:
         assert response.json() == {"received": True, "duplicate": duplicate}
 
@@ -271,12 +357,46 @@ def not_paid(h: Harness, ctx: Any) -> None:
     assert record is None or record["state"] != "PAID", record
 
 
+def not_recorded(h: Harness, ctx: Any) -> None:
+    assert h.record(ctx["orderCode"]) is None
+
+
+def recorded_mismatch(h: Harness, ctx: Any) -> None:
+    record = plain(h.record(ctx["orderCode"]))
+    assert record["state"] == "MISMATCH", record
+    assert any("quantity" in reason for reason in record["mismatches"]), record
+    assert not h.events_for(ctx["orderCode"], "Payment Verified")
+
+
 def no_set_cookie(h: Harness, ctx: Any, response: requests.Response) -> None:
     assert "set-cookie" not in {k.lower() for k in response.headers}
 
 
 def no_cors_grant(h: Harness, ctx: Any, response: requests.Response) -> None:
     assert "access-control-allow-origin" not in {k.lower() for k in response.headers}
+
+
+def same_checkout(h: Harness, ctx: Any, response: requests.Response) -> None:
+    """A repeated registration answers the first checkout, exactly."""
+    answer = response.json()
+    assert set(answer) == CHECKOUT_ANSWER, answer
+    assert answer == {key: ctx[key] for key in CHECKOUT_ANSWER}
+
+
+def retry_after(seconds: str) -> Check:
+    def check(h: Harness, ctx: Any, response: requests.Response) -> None:
+        assert response.headers.get("Retry-After") == seconds, dict(response.headers)
+
+    return check
+
+
+def orphan_not_payable(h: Harness, ctx: Any) -> None:
+    """The StepPay order a refused registration created is not left for anyone to pay."""
+    [orphan] = newest_steppay_orders(h, 1)
+    assert h.record(orphan["orderCode"]) is None
+    with h.webhooks_off():  # if it can be paid, StepPay's webhooks of that payment are not sent
+        paid = h.control(f"/orders/{orphan['orderCode']}/complete", {"outcome": "success"})
+    assert paid.status_code == 409, f"the refused checkout's StepPay order could be paid: {paid.text[:200]}"
 
 
 # -- the cases ----------------------------------------------------------------------------
@@ -449,7 +569,7 @@ V1: list[Attack] = [
         200,
         setup=foreign_unpaid,
         check=acknowledged(),
-        after=webhook_settled("PROCESSED", "NOT_PAID"),
+        after=webhook_settled("IGNORED", "not registered"),
         stores_webhook=True,
     ),
     Attack(
@@ -510,11 +630,34 @@ CALLBACKS: list[Attack] = [
         "order_not_found",
     ),
     Attack(
+        "callback for a paid order the bundle never registered",
+        callback(order_code=lambda c: c["orderCode"], status="success"),
+        404,
+        "order_not_found",
+        setup=foreign_paid,
+        after=not_recorded,
+    ),
+    Attack(
+        "callback for an unpaid order the bundle never registered",
+        callback(order_code=lambda c: c["orderCode"], order_id=lambda c: c["orderId"], status="success"),
+        404,
+        "order_not_found",
+        setup=foreign_unpaid,
+        after=not_recorded,
+    ),
+    Attack(
         "callback naming another paid order by its id",
         callback(order_code=lambda c: str(c["orderId"]), status="success"),
-        303,
+        400,
+        "invalid_request",
         setup=foreign_paid,
-        check=redirected_to_result("failed"),
+    ),
+    Attack(
+        "callback naming our own paid order by its id",
+        callback(order_code=lambda c: str(c["orderId"]), status="success"),
+        400,
+        "invalid_request",
+        setup=paid_unrecorded,
     ),
     Attack(
         "callback status=success for a failed payment",
@@ -579,6 +722,9 @@ CALLBACKS: list[Attack] = [
         400,
         "invalid_request",
     ),
+    Attack(
+        "callback numeric order code", callback(order_code="100001", status="success"), 400, "invalid_request"
+    ),
     Attack("callback without parameters", callback(), 400, "invalid_request"),
 ]
 
@@ -599,6 +745,39 @@ VERIFY: list[Attack] = [
     ),
     Attack("verify unknown order", verify({"orderCode": "order_zz9ghost00"}), 404, "order_not_found"),
     Attack(
+        "verify a paid order the bundle never registered",
+        verify(lambda c: {"orderCode": c["orderCode"], "status": "success"}),
+        404,
+        "order_not_found",
+        setup=foreign_paid,
+        after=not_recorded,
+    ),
+    Attack(
+        "verify an unpaid order the bundle never registered",
+        verify(lambda c: {"orderCode": c["orderCode"], "orderId": c["orderId"]}),
+        404,
+        "order_not_found",
+        setup=foreign_unpaid,
+        after=not_recorded,
+    ),
+    Attack(
+        "verify naming another paid order by its id",
+        verify(lambda c: {"orderCode": str(c["orderId"])}),
+        400,
+        "invalid_request",
+        setup=foreign_paid,
+    ),
+    Attack(
+        "verify naming our own paid order by its id",
+        verify(lambda c: {"orderCode": str(c["orderId"]), "orderId": c["orderId"]}),
+        400,
+        "invalid_request",
+        setup=paid_unrecorded,
+    ),
+    Attack("verify numeric order code", verify({"orderCode": "100001"}), 400, "invalid_request"),
+    Attack("verify 64-digit order code", verify({"orderCode": "9" * 64}), 400, "invalid_request"),
+    Attack("verify order code over 64 characters", verify({"orderCode": "a" * 65}), 400, "invalid_request"),
+    Attack(
         "verify with a client-supplied amount",
         verify(lambda c: {"orderCode": c["orderCode"], "amount": 1}),
         400,
@@ -612,12 +791,20 @@ VERIFY: list[Attack] = [
         "invalid_request",
         setup=unpaid,
     ),
+    Attack(
+        "verify with a client-supplied merchantRef",
+        verify(lambda c: {"orderCode": c["orderCode"], "merchantRef": c["merchantRef"]}),
+        400,
+        "invalid_request",
+        setup=paid_unrecorded,
+    ),
     Attack("verify traversal", verify({"orderCode": "../customers"}), 400, "invalid_request"),
     Attack("verify query injection", verify({"orderCode": "a/b?x=1"}), 400, "invalid_request"),
     Attack("verify encoded traversal", verify({"orderCode": "%2e%2e%2fcustomers"}), 400, "invalid_request"),
     Attack("verify CRLF", verify({"orderCode": "order_1\r\nX-Injected: 1"}), 400, "invalid_request"),
     Attack("verify SQL injection", verify({"orderCode": "order_1' OR '1'='1"}), 400, "invalid_request"),
     Attack("verify NoSQL operator", verify({"orderCode": {"$ne": None}}), 400, "invalid_request"),
+    Attack("verify key prefix", verify({"orderCode": "ORDER#order_1"}), 400, "invalid_request"),
     Attack("verify non-ASCII digits", verify({"orderCode": "١٢٣٤٥"}), 400, "invalid_request"),
     Attack("verify trailing newline", verify({"orderCode": "order_1\n"}), 400, "invalid_request"),
     Attack("verify NUL byte", verify({"orderCode": "order_1\u0000"}), 400, "invalid_request"),
@@ -653,102 +840,625 @@ VERIFY: list[Attack] = [
 
 AMOUNTS: list[Attack] = [
     Attack(
-        "verify when the paid amount disagrees with the order",
-        verify(lambda c: {"orderCode": c["orderCode"]}),
-        200,
-        setup=tampered("amount", Decimal(1000)),
-        check=verdict("MISMATCH"),
-        after=not_paid,
-    ),
-    Attack(
         "verify when the currency disagrees with the order",
         verify(lambda c: {"orderCode": c["orderCode"]}),
         200,
-        setup=tampered("currency", "USD"),
+        setup=recorded_currency("USD"),
         check=verdict("MISMATCH"),
         after=not_paid,
     ),
     Attack(
-        "callback when the paid amount disagrees with the order",
-        callback(order_code=lambda c: c["orderCode"], status="success"),
-        303,
-        setup=tampered("amount", Decimal(990)),
-        check=redirected_to_result("failed"),
-        after=not_paid,
+        "verify when StepPay charged another quantity than registered",
+        verify(lambda c: {"orderCode": c["orderCode"], "status": "success"}),
+        200,
+        setup=charged_otherwise,
+        check=verdict("MISMATCH"),
+        after=recorded_mismatch,
+        mismatch=True,
     ),
     Attack(
-        "signed webhook when the paid amount disagrees with the order",
+        "callback when StepPay charged another quantity than registered",
+        callback(order_code=lambda c: c["orderCode"], status="success"),
+        303,
+        setup=charged_otherwise,
+        check=redirected_to_result("failed"),
+        after=recorded_mismatch,
+        mismatch=True,
+    ),
+    Attack(
+        "signed webhook when StepPay charged another quantity than registered",
         v2_signed(lambda h, ctx: paid_claim(ctx)),
         200,
-        setup=tampered("amount", Decimal(2)),
+        setup=charged_otherwise,
         check=acknowledged(),
-        after=lambda h, ctx: (not_paid(h, ctx), webhook_settled("PROCESSED", "MISMATCH")(h, ctx)),
+        after=lambda h, ctx: (recorded_mismatch(h, ctx), webhook_settled("PROCESSED", "MISMATCH")(h, ctx)),
         stores_webhook=True,
+        mismatch=True,
+    ),
+    Attack(
+        "verify again once the mismatch is recorded",
+        verify(lambda c: {"orderCode": c["orderCode"], "status": "success"}),
+        200,
+        setup=mismatch_recorded,
+        check=verdict("MISMATCH"),
+        after=recorded_mismatch,
     ),
 ]
 
-PAY_URL: list[Attack] = [
-    Attack(
-        "pay-url order code traversal", pay_url(order=None, orderCode="../customers"), 400, "invalid_request"
-    ),
-    Attack(
-        "pay-url order code path injection",
-        pay_url(order=None, orderCode="order_1/../../customers"),
+# -- the merchant backend's routes: each case signed (validated) and unsigned (403) ---------
+
+
+@dataclass(frozen=True)
+class Backend:
+    """A request of the merchant's backend. Sent signed, it gets `status`/`code`; sent unsigned,
+    API Gateway's 403 (nothing runs). `body` builds the JSON body (or raw bytes); `path` and
+    `headers` may depend on the set-up's result."""
+
+    id: str
+    body: Callable[[Harness, Any], Any] | None
+    status: int
+    code: str | None = None
+    setup: Callable[[Harness], Any] | None = None
+    method: str = "POST"
+    path: str | Callable[[Any], str] = "/checkouts"
+    params: dict[str, str] | None = None
+    headers: Callable[[Any], dict[str, str]] | None = None
+    check: Check | None = None
+    after: Callable[[Harness, Any], None] | None = None
+    orders_created: int = 0
+    lookups: int | None = -1
+    stores_webhook: bool = False
+    xfail: str | None = None
+
+
+def backend_send(case: Backend, auth: Any) -> Send:
+    def send(h: Harness, ctx: Any) -> requests.Response:
+        path = case.path(ctx) if callable(case.path) else case.path
+        kwargs: dict[str, Any] = {"headers": case.headers(ctx) if case.headers else {}, "auth": auth}
+        if case.params is not None:
+            kwargs["params"] = case.params
+        if case.body is not None:
+            payload = case.body(h, ctx)
+            if isinstance(payload, bytes):
+                kwargs["data"] = payload
+                kwargs["headers"] = {"Content-Type": "application/json", **kwargs["headers"]}
+            else:
+                kwargs["json"] = payload
+        return h.request(case.method, path, **kwargs)
+
+    return send
+
+
+def signed(cases: list[Backend]) -> list[Attack]:
+    """Each backend case, SigV4-signed as the merchant's backend: validated by the function."""
+    return [
+        Attack(
+            f"{case.method} {case.id}",
+            backend_send(case, MERCHANT_AUTH),
+            case.status,
+            case.code,
+            setup=case.setup,
+            check=case.check,
+            after=case.after,
+            orders_created=case.orders_created,
+            lookups=case.lookups,
+            stores_webhook=case.stores_webhook,
+            xfail=case.xfail,
+        )
+        for case in cases
+    ]
+
+
+def checkout(**changes: Any) -> Callable[[Harness, Any], dict[str, Any]]:
+    """A valid registration body with `changes` (a callable value is given the harness; DROP drops)."""
+
+    def make(h: Harness, ctx: Any) -> dict[str, Any]:
+        body = h.checkout_body()
+        for key, value in changes.items():
+            if value is DROP:
+                body.pop(key, None)
+            else:
+                body[key] = value(h) if callable(value) else value
+        return body
+
+    return make
+
+
+def line(**changes: Any) -> Callable[[Harness], list[dict[str, Any]]]:
+    """The body's one item with `changes` (DROP drops a field)."""
+
+    def make(h: Harness) -> list[dict[str, Any]]:
+        [item] = h.checkout_items()
+        for key, value in changes.items():
+            if value is DROP:
+                item.pop(key, None)
+            else:
+                item[key] = value
+        return [item]
+
+    return make
+
+
+def raw_checkout(before_close: bytes) -> Callable[[Harness, Any], bytes]:
+    """A valid registration body's JSON text with `before_close` spliced in before its last brace."""
+
+    def make(h: Harness, ctx: Any) -> bytes:
+        return compact(h.checkout_body())[:-1] + b"," + before_close + b"}"
+
+    return make
+
+
+def ahead(delta: timedelta, naive: bool = False) -> Callable[[Harness], str]:
+    def make(h: Harness) -> str:
+        moment = datetime.now(UTC) + delta
+        return moment.replace(tzinfo=None).isoformat() if naive else moment.isoformat()
+
+    return make
+
+
+def other_content(h: Harness, ctx: Any) -> dict[str, Any]:
+    """The set-up checkout's merchantRef, registering something else (two of its line)."""
+    return {**ctx["body"], "items": [{**ctx["body"]["items"][0], "quantity": 2}]}
+
+
+def fresh_ref(h: Harness, ctx: Any) -> dict[str, Any]:
+    """Another registration (its own merchantRef) than the set-up's."""
+    return {**ctx["body"], "merchantRef": f"hostile-{uuid.uuid4().hex[:16]}"}
+
+
+def as_set_up(h: Harness, ctx: Any) -> dict[str, Any]:
+    return dict(ctx["body"])
+
+
+def set_up_headers(ctx: Any) -> dict[str, str]:
+    return dict(ctx["headers"])
+
+
+def many_lines(h: Harness) -> list[dict[str, Any]]:
+    [item] = h.checkout_items()
+    return [{**item, "productCode": f"product-{n}"} for n in range(21)]
+
+
+UNKNOWN_CHECKOUT = "chk_" + "0" * 32
+
+CHECKOUTS: list[Backend] = [
+    # merchantRef
+    Backend("/checkouts merchantRef missing", checkout(merchantRef=DROP), 400, "invalid_request"),
+    Backend("/checkouts merchantRef empty", checkout(merchantRef=""), 400, "invalid_request"),
+    Backend(
+        "/checkouts merchantRef with CRLF",
+        checkout(merchantRef="cart\r\nSet-Cookie: a=b"),
         400,
         "invalid_request",
     ),
-    Attack(
-        "pay-url customer id as text",
-        pay_url(order=lambda h: {**h.order_body(), "customerId": "../1"}),
+    Backend("/checkouts merchantRef with NUL", checkout(merchantRef="cart\u0000"), 400, "invalid_request"),
+    Backend(
+        "/checkouts merchantRef over 128 characters", checkout(merchantRef="r" * 129), 400, "invalid_request"
+    ),
+    Backend(
+        "/checkouts merchantRef as an object", checkout(merchantRef={"$ne": None}), 400, "invalid_request"
+    ),
+    # the customer: exactly one of three identifiers, each well-formed
+    Backend("/checkouts without a customer", checkout(customerId=DROP), 400, "invalid_request"),
+    Backend(
+        "/checkouts with customerId and customerCode", checkout(customerCode="cust_1"), 400, "invalid_request"
+    ),
+    Backend(
+        "/checkouts with all three customer identifiers",
+        checkout(customerCode="cust_1", customerUuid=str(uuid.uuid4())),
         400,
         "invalid_request",
     ),
-    Attack(
-        "pay-url customer code traversal",
-        pay_url(order=lambda h: {"customerCode": "../../admin", "items": h.order_body()["items"]}),
+    Backend("/checkouts customerId as text", checkout(customerId="../1"), 400, "invalid_request"),
+    Backend("/checkouts customerId as a numeric string", checkout(customerId="1"), 400, "invalid_request"),
+    Backend("/checkouts customerId zero", checkout(customerId=0), 400, "invalid_request"),
+    Backend("/checkouts customerId negative", checkout(customerId=-5), 400, "invalid_request"),
+    Backend("/checkouts customerId beyond int64", checkout(customerId=2**63), 400, "invalid_request"),
+    Backend("/checkouts customerId float", checkout(customerId=1.5), 400, "invalid_request"),
+    Backend("/checkouts customerId boolean", checkout(customerId=True), 400, "invalid_request"),
+    Backend(
+        "/checkouts customerCode traversal",
+        checkout(customerId=DROP, customerCode="../../admin"),
         400,
         "invalid_request",
     ),
-    Attack(
-        "pay-url product code injection",
-        pay_url(
-            order=lambda h: {
-                **h.order_body(),
-                "items": [{**h.order_body()["items"][0], "productCode": "../../products?x=1"}],
-            }
-        ),
+    Backend(
+        "/checkouts customerCode with a query",
+        checkout(customerId=DROP, customerCode="cust_1?x=1"),
         400,
         "invalid_request",
     ),
-    Attack(
-        "pay-url currency with CRLF",
-        pay_url(
-            order=lambda h: {
-                **h.order_body(),
-                "items": [{**h.order_body()["items"][0], "currency": "KRW\r\n"}],
-            }
-        ),
+    Backend(
+        "/checkouts customerUuid not a UUID",
+        checkout(customerId=DROP, customerUuid="../../customers"),
         400,
         "invalid_request",
     ),
-    Attack(
-        "pay-url merchantRef with CRLF",
-        pay_url(merchantRef="cart\r\nSet-Cookie: a=b"),
+    # the items: StepPay's catalogue codes, quantities, currency
+    Backend("/checkouts items missing", checkout(items=DROP), 400, "invalid_request"),
+    Backend("/checkouts items empty", checkout(items=[]), 400, "invalid_request"),
+    Backend("/checkouts items not a list", checkout(items={"productCode": "p"}), 400, "invalid_request"),
+    Backend("/checkouts 21 items", checkout(items=many_lines), 400, "invalid_request"),
+    Backend(
+        "/checkouts the same line twice",
+        checkout(items=lambda h: h.checkout_items() * 2),
         400,
         "invalid_request",
     ),
-    Attack(
-        "pay-url for an already paid order",
-        lambda h, ctx: h.post("/payments/pay-url", {"orderCode": ctx["orderCode"], **GOOD}),
+    Backend(
+        "/checkouts product code traversal",
+        checkout(items=line(productCode="../../products?x=1")),
+        400,
+        "invalid_request",
+    ),
+    Backend(
+        "/checkouts product code path injection",
+        checkout(items=line(productCode="product_1/../../customers")),
+        400,
+        "invalid_request",
+    ),
+    Backend(
+        "/checkouts price code with CRLF",
+        checkout(items=line(priceCode="price_1\r\nX-Injected: 1")),
+        400,
+        "invalid_request",
+    ),
+    Backend(
+        "/checkouts product code non-ASCII", checkout(items=line(productCode="상품")), 400, "invalid_request"
+    ),
+    Backend("/checkouts price code missing", checkout(items=line(priceCode=DROP)), 400, "invalid_request"),
+    Backend(
+        "/checkouts currency with CRLF", checkout(items=line(currency="KRW\r\n")), 400, "invalid_request"
+    ),
+    Backend("/checkouts currency lower-case", checkout(items=line(currency="krw")), 400, "invalid_request"),
+    Backend("/checkouts quantity zero", checkout(items=line(quantity=0)), 400, "invalid_request"),
+    Backend("/checkouts quantity negative", checkout(items=line(quantity=-1)), 400, "invalid_request"),
+    Backend("/checkouts quantity float", checkout(items=line(quantity=1.5)), 400, "invalid_request"),
+    Backend("/checkouts quantity as text", checkout(items=line(quantity="1")), 400, "invalid_request"),
+    Backend("/checkouts quantity boolean", checkout(items=line(quantity=True)), 400, "invalid_request"),
+    Backend("/checkouts quantity over 1000", checkout(items=line(quantity=1001)), 400, "invalid_request"),
+    Backend(
+        "/checkouts maxQuantity below quantity",
+        checkout(items=line(quantity=3, maxQuantity=2)),
+        400,
+        "invalid_request",
+    ),
+    Backend("/checkouts maxQuantity float", checkout(items=line(maxQuantity=2.0)), 400, "invalid_request"),
+    # what the merchant may not say: a price, the old pay-url shape
+    Backend("/checkouts item with a client price", checkout(items=line(price=1)), 400, "invalid_request"),
+    Backend("/checkouts with a client amount", checkout(amount=1), 400, "invalid_request"),
+    Backend(
+        "/checkouts in the old pay-url shape",
+        lambda h, ctx: {"order": h.order_body(), **RESULT_URLS, "merchantRef": f"hostile-{uuid.uuid4().hex}"},
+        400,
+        "invalid_request",
+    ),
+    # expectedAmount: an integer or a decimal string, never a float
+    Backend("/checkouts expectedAmount float", checkout(expectedAmount=15000.0), 400, "invalid_request"),
+    Backend("/checkouts expectedAmount fraction float", checkout(expectedAmount=0.1), 400, "invalid_request"),
+    Backend("/checkouts expectedAmount boolean", checkout(expectedAmount=True), 400, "invalid_request"),
+    Backend("/checkouts expectedAmount negative", checkout(expectedAmount=-1), 400, "invalid_request"),
+    Backend("/checkouts expectedAmount as words", checkout(expectedAmount="fifteen"), 400, "invalid_request"),
+    Backend(
+        "/checkouts expectedAmount three decimals", checkout(expectedAmount="1.001"), 400, "invalid_request"
+    ),
+    Backend("/checkouts expectedAmount 16 digits", checkout(expectedAmount="1" * 16), 400, "invalid_request"),
+    Backend("/checkouts expectedAmount NaN", raw_checkout(b'"expectedAmount":NaN'), 400, "invalid_request"),
+    Backend(
+        "/checkouts expectedAmount Infinity",
+        raw_checkout(b'"expectedAmount":Infinity'),
+        400,
+        "invalid_request",
+    ),
+    Backend(
+        "/checkouts expectedAmount as a NaN string", checkout(expectedAmount="NaN"), 400, "invalid_request"
+    ),
+    Backend(
+        "/checkouts duplicate keys",
+        raw_checkout(b'"customerId":"../1"'),  # the last one is read: it must be valid too
+        400,
+        "invalid_request",
+    ),
+    # expiresAt: aware, 5 minutes to 30 days ahead
+    Backend(
+        "/checkouts expiresAt without a time zone",
+        checkout(expiresAt=ahead(timedelta(days=1), naive=True)),
+        400,
+        "invalid_request",
+    ),
+    Backend(
+        "/checkouts expiresAt in the past",
+        checkout(expiresAt=ahead(-timedelta(days=1))),
+        400,
+        "invalid_request",
+    ),
+    Backend(
+        "/checkouts expiresAt a minute ahead",
+        checkout(expiresAt=ahead(timedelta(minutes=1))),
+        400,
+        "invalid_request",
+    ),
+    Backend(
+        "/checkouts expiresAt 31 days ahead",
+        checkout(expiresAt=ahead(timedelta(days=31))),
+        400,
+        "invalid_request",
+    ),
+    Backend("/checkouts expiresAt not a date", checkout(expiresAt="tomorrow"), 400, "invalid_request"),
+    # the rest of the body
+    Backend("/checkouts lang unsupported", checkout(lang="fr"), 400, "invalid_request"),
+    Backend("/checkouts lang with CRLF", checkout(lang="ko\r\n"), 400, "invalid_request"),
+    Backend("/checkouts successUrl missing", checkout(successUrl=DROP), 400, "invalid_request"),
+    Backend("/checkouts errorUrl empty", checkout(errorUrl=""), 400, "invalid_request"),
+    Backend(
+        "/checkouts successUrl as a list",
+        checkout(successUrl=[RESULT_URLS["successUrl"]]),
+        400,
+        "invalid_request",
+    ),
+    # Idempotency-Key: printable ASCII, 1-255 characters
+    Backend(
+        "/checkouts Idempotency-Key with a space",
+        checkout(),
+        400,
+        "invalid_request",
+        headers=lambda ctx: {"Idempotency-Key": "two words"},
+    ),
+    Backend(
+        "/checkouts Idempotency-Key empty",
+        checkout(),
+        400,
+        "invalid_request",
+        headers=lambda ctx: {"Idempotency-Key": ""},
+    ),
+    Backend(
+        "/checkouts Idempotency-Key over 255 characters",
+        checkout(),
+        400,
+        "invalid_request",
+        headers=lambda ctx: {"Idempotency-Key": "k" * 256},
+    ),
+    # StepPay refuses what it does not sell (nothing is kept, no order is made)
+    Backend(
+        "/checkouts for a product StepPay does not sell",
+        checkout(items=line(productCode="no-such-product", priceCode="no-such-price")),
+        422,
+        "order_rejected",
+    ),
+    # one checkout per merchantRef, one body per Idempotency-Key
+    Backend(
+        "/checkouts merchantRef registered with other content",
+        other_content,
         409,
-        "order_already_paid",
-        setup=paid_and_recorded,
+        "merchant_ref_conflict",
+        setup=unpaid,
+    ),
+    Backend(
+        "/checkouts the same registration again",
+        as_set_up,
+        200,
+        setup=unpaid,
+        check=same_checkout,
+    ),
+    Backend(
+        "/checkouts Idempotency-Key reused for another body",
+        fresh_ref,
+        409,
+        "idempotency_key_reused",
+        setup=idempotent,
+        headers=set_up_headers,
+    ),
+    Backend(
+        "/checkouts Idempotency-Key replayed with its body",
+        as_set_up,
+        200,
+        setup=idempotent,
+        headers=set_up_headers,
+        check=same_checkout,
+    ),
+    Backend(
+        "/checkouts while another request registers the same checkout",
+        as_set_up,
+        409,
+        "checkout_in_progress",
+        setup=claimed_elsewhere,
+        check=retry_after("1"),
+    ),
+    # the merchant's expectation: StepPay's price is checked before any pay link is handed out
+    # The price is StepPay's to say: the order is made, then refused. StepPay announces the order
+    # it made (its order.created webhook is kept, as any): nothing else is written or announced.
+    Backend(
+        "/checkouts expectedAmount StepPay does not charge",
+        checkout(expectedAmount="1000"),
+        422,
+        "expected_amount_mismatch",
+        orders_created=1,
+        lookups=None,
+        stores_webhook=True,
+    ),
+    Backend(
+        "/checkouts expectedAmount StepPay does not charge, its order voided",
+        checkout(expectedAmount="1000"),
+        422,
+        "expected_amount_mismatch",
+        orders_created=1,
+        lookups=None,
+        stores_webhook=True,
+        after=orphan_not_payable,
+    ),
+    # reading checkouts back
+    Backend(
+        f"/checkouts/{UNKNOWN_CHECKOUT} unknown",
+        None,
+        404,
+        "checkout_not_found",
+        method="GET",
+        path=f"/checkouts/{UNKNOWN_CHECKOUT}",
+    ),
+    Backend(
+        "/checkouts/{id} with a key prefix",
+        None,
+        400,
+        "invalid_request",
+        method="GET",
+        path="/checkouts/CHECKOUT%23chk_1",
+    ),
+    Backend(
+        "/checkouts/{id} SQL injection",
+        None,
+        400,
+        "invalid_request",
+        method="GET",
+        path="/checkouts/chk_1'%20OR%20'1'='1",
+    ),
+    Backend(
+        "/checkouts/{id} of an order code",
+        None,
+        400,
+        "invalid_request",
+        setup=unpaid,
+        method="GET",
+        path=lambda ctx: f"/checkouts/{ctx['orderCode']}",
+    ),
+    Backend(
+        "/checkouts?merchantRef= unknown",
+        None,
+        404,
+        "checkout_not_found",
+        method="GET",
+        params={"merchantRef": "nobody-registered-this"},
+    ),
+    Backend("/checkouts without merchantRef", None, 400, "invalid_request", method="GET"),
+    Backend(
+        "/checkouts?merchantRef= with CRLF",
+        None,
+        400,
+        "invalid_request",
+        method="GET",
+        params={"merchantRef": "cart\r\nX: 1"},
+    ),
+    Backend(
+        "/checkouts?merchantRef= over 128 characters",
+        None,
+        400,
+        "invalid_request",
+        method="GET",
+        params={"merchantRef": "r" * 129},
+    ),
+]
+
+
+# -- the signature itself -----------------------------------------------------------------
+
+
+def signed_with(auth: Any) -> Send:
+    def send(h: Harness, ctx: Any) -> requests.Response:
+        return h.request("POST", "/checkouts", json=h.checkout_body(), auth=auth)
+
+    return send
+
+
+def signed_then(change: Callable[[requests.PreparedRequest], None]) -> Send:
+    """Signed as the backend, then changed on the way (what a man in the middle could do)."""
+
+    def send(h: Harness, ctx: Any) -> requests.Response:
+        prepared = requests.Request(
+            "POST", f"{h.stack.api_url}/checkouts", json=h.checkout_body(), auth=MERCHANT_AUTH
+        ).prepare()
+        change(prepared)
+        h.report.sent(str(prepared.body))
+        response = h.http.send(prepared, timeout=60, allow_redirects=False)
+        h.report.saw(response.text)
+        return response
+
+    return send
+
+
+def more_items(prepared: requests.PreparedRequest) -> None:
+    body = json.loads(prepared.body or b"{}")
+    body["items"][0]["quantity"] = 100
+    prepared.body = compact(body)
+    prepared.headers["Content-Length"] = str(len(prepared.body))
+
+
+def other_path(prepared: requests.PreparedRequest) -> None:
+    prepared.url = f"{prepared.url}?merchantRef=x"
+
+
+def only_message(message: str | None = None) -> Check:
+    def check(h: Harness, ctx: Any, response: requests.Response) -> None:
+        body = response.json()
+        assert set(body) == {"message"}, body
+        if message is not None:
+            assert body["message"] == message, body
+
+    return check
+
+
+def headers_only(**headers: str) -> Send:
+    def send(h: Harness, ctx: Any) -> requests.Response:
+        return h.request("POST", "/checkouts", json=h.checkout_body(), headers=headers)
+
+    return send
+
+
+SIGNING: list[Attack] = [
+    Attack(
+        "POST /checkouts signed with an unknown access key",
+        signed_with(SigV4RequestsAuth(REGION, Credentials("AKIAEVIL0000000000", "local"))),
+        403,
+        check=only_message("The security token included in the request is invalid."),
+    ),
+    Attack(
+        "POST /checkouts signed with a wrong secret",
+        signed_with(SigV4RequestsAuth(REGION, Credentials("local", "not-the-secret"))),
+        403,
+        check=only_message(SIGNATURE_MISMATCH),
+    ),
+    Attack(
+        "POST /checkouts signed with a session token",
+        signed_with(SigV4RequestsAuth(REGION, Credentials("local", "local", "forged-token"))),
+        403,
+        check=only_message(),
+    ),
+    Attack(
+        "POST /checkouts signed for another region",
+        signed_with(SigV4RequestsAuth("us-east-1", Credentials("local", "local"))),
+        403,
+        check=only_message(),
+    ),
+    Attack(
+        "POST /checkouts signed, then the body changed", signed_then(more_items), 403, check=only_message()
+    ),
+    Attack(
+        "POST /checkouts signed, then the query changed", signed_then(other_path), 403, check=only_message()
+    ),
+    Attack(
+        "POST /checkouts with a bearer token",
+        headers_only(Authorization="Bearer eyJhbGciOiJub25lIn0.e30."),
+        403,
+        body=FORBIDDEN,
+    ),
+    Attack(
+        "POST /checkouts with a garbled SigV4 header",
+        headers_only(
+            Authorization="AWS4-HMAC-SHA256 Credential=local/garbage", **{"X-Amz-Date": "20260101T000000Z"}
+        ),
+        403,
+        check=only_message(),
+    ),
+    Attack(
+        "POST /checkouts with an API key header",
+        headers_only(**{"x-api-key": "local", "X-Amz-Security-Token": "local"}),
+        403,
+        body=FORBIDDEN,
     ),
 ]
 
 METHODS: list[Attack] = [
-    Attack(f"{verb} {path}", method(verb, path), 404, body={"message": "Not Found"})
+    Attack(f"{verb} {path}", method(verb, path), 404, body=NOT_FOUND)
     for verb, path in [
+        ("POST", "/payments/pay-url"),  # gone: checkouts are registered by the merchant's backend
         ("GET", "/payments/pay-url"),
         ("PUT", "/payments/pay-url"),
         ("GET", "/payments/verify"),
@@ -756,8 +1466,17 @@ METHODS: list[Attack] = [
         ("POST", "/payments/callback"),
         ("GET", "/webhooks/steppay"),
         ("PATCH", "/webhooks/steppay"),
+        ("DELETE", "/checkouts"),
+        ("PUT", f"/checkouts/{UNKNOWN_CHECKOUT}"),
+        ("POST", f"/checkouts/{UNKNOWN_CHECKOUT}"),
     ]
 ] + [
+    Attack(
+        "POST /payments/pay-url signed as the backend",
+        method("POST", "/payments/pay-url", MERCHANT_AUTH),
+        404,
+        body=NOT_FOUND,
+    ),
     Attack(
         "CORS preflight from a foreign origin",
         lambda h, ctx: h.request(
@@ -767,6 +1486,18 @@ METHODS: list[Attack] = [
         ),
         204,
         check=no_cors_grant,
+        lookups=0,
+    ),
+    Attack(
+        "CORS preflight for /checkouts from a foreign origin",
+        lambda h, ctx: h.request(
+            "OPTIONS",
+            "/checkouts",
+            headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"},
+        ),
+        204,
+        check=no_cors_grant,
+        lookups=0,
     ),
     Attack(
         "request from a foreign origin",
@@ -782,8 +1513,16 @@ METHODS: list[Attack] = [
     ),
 ]
 
-ATTACKS = SIGNATURES + V1 + CALLBACKS + VERIFY + AMOUNTS + PAY_URL + METHODS
-SHARED_SETUPS = (None, unpaid, paid_unrecorded, failed_payment, foreign_paid, foreign_unpaid)
+ATTACKS = SIGNATURES + V1 + CALLBACKS + VERIFY + AMOUNTS + signed(CHECKOUTS) + SIGNING + METHODS
+SHARED_SETUPS = (None, unpaid, paid_unrecorded, failed_payment, foreign_paid, foreign_unpaid, idempotent)
+
+
+def _mismatch_keys(h: Harness, ctx: Any) -> set[str]:
+    """The designed write of a mismatch: the order's record and its checkout (kept, no TTL)."""
+    return {
+        f"PaymentsTable:ORDER#{ctx['orderCode']}:ORDER",
+        f"PaymentsTable:CHECKOUT#{ctx['checkoutId']}:CHECKOUT",
+    }
 
 
 def run_attack(h: Harness, attack: Attack) -> None:
@@ -799,36 +1538,74 @@ def run_attack(h: Harness, attack: Attack) -> None:
     before = h.snapshot()
     orders_before = steppay_order_count(h)
 
-    response = attack.send(h, ctx)
+    with h.lookup_probe() as lookups:
+        response = attack.send(h, ctx)
 
-    if attack.code is not None:
-        h.assert_error(response, attack.status, attack.code)
-    else:
-        assert response.status_code == attack.status, f"{response.status_code} {response.text[:300]}"
-        h.assert_no_leak(response)
-        if attack.body is not None:
-            assert response.json() == attack.body
-    if attack.check is not None:
-        attack.check(h, ctx, response)
-    h.settle()
+        if attack.code is not None:
+            h.assert_error(response, attack.status, attack.code)
+        else:
+            assert response.status_code == attack.status, f"{response.status_code} {response.text[:300]}"
+            h.assert_no_leak(response)
+            if attack.body is not None:
+                assert response.json() == attack.body
+        if attack.check is not None:
+            attack.check(h, ctx, response)
+        h.settle()
+        looked_up = lookups()
     after = h.snapshot()
     changed = {key for key in set(before) | set(after) if before.get(key) != after.get(key)}
     h.last_webhook_keys = {key.split(":", 2)[1] for key in changed if ":WEBHOOK#" in key}
     if attack.stores_webhook:
         changed = {key for key in changed if ":WEBHOOK#" not in key}
+    if attack.mismatch:
+        assert _mismatch_keys(h, ctx) & changed, "the mismatch was recorded"
+        changed -= _mismatch_keys(h, ctx)
     assert not changed, f"records written: {sorted(changed)[:5]}"
-    assert steppay_order_count(h) == orders_before, "an order was created at StepPay"
+    created = steppay_order_count(h) - orders_before
+    assert created == attack.orders_created, f"{created} orders created at StepPay"
+    if attack.expected_lookups is not None:
+        assert looked_up == attack.expected_lookups, f"StepPay was asked {looked_up} times"
     if attack.after is not None:
         attack.after(h, ctx)
     h.read_events()
-    assert h.events[events_before:] == [], f"events published: {h.events[events_before:]}"
+    fresh = h.events[events_before:]
+    if attack.mismatch:
+        announced = [(e["detail-type"], e["detail"].get("orderCode")) for e in fresh]
+        assert announced == [("Payment Mismatch", ctx["orderCode"])], f"events published: {announced}"
+    else:
+        assert fresh == [], f"events published: {fresh}"
     h.dirty = False
 
 
-@pytest.mark.parametrize("attack", ATTACKS, ids=[a.id for a in ATTACKS])
+def _param(attack: Attack) -> Any:
+    marks = [pytest.mark.xfail(strict=True, reason=attack.xfail)] if attack.xfail else []
+    return pytest.param(attack, id=attack.id, marks=marks)
+
+
+@pytest.mark.parametrize("attack", [_param(a) for a in ATTACKS])
 def test_hostile_input(harness: Harness, reliability: Any, attack: Attack) -> None:
     with reliability.case(SUITE, attack.id):
         run_attack(harness, attack)
+
+
+def test_backend_cases_unsigned_are_refused_before_anything_runs(harness: Harness, reliability: Any) -> None:
+    """Every backend case again, unsigned: API Gateway's 403 `{"message": "Forbidden"}`, whatever
+    the body. Over all of them: nothing written, no StepPay order made nor looked up, no event."""
+    h = harness
+    contexts = [case.setup(h) if case.setup else None for case in CHECKOUTS]
+    events_before, before = begin(h)
+    orders_before = steppay_order_count(h)
+    with h.lookup_probe() as lookups:
+        for case, ctx in zip(CHECKOUTS, contexts, strict=True):
+            with reliability.case(SUITE, f"unsigned {case.method} {case.id}"):
+                response = backend_send(case, None)(h, ctx)
+                assert response.status_code == 403, f"{case.id}: {response.status_code} {response.text[:300]}"
+                assert response.json() == FORBIDDEN, response.text[:300]
+                h.assert_no_leak(response)
+        h.settle()
+        assert lookups() == 0, "StepPay was asked"
+    assert steppay_order_count(h) == orders_before, "an order was created at StepPay"
+    finish(h, events_before, before)
 
 
 # -- open redirects: every redirect parameter ----------------------------------------------
@@ -863,11 +1640,15 @@ def test_open_redirect_refused_on_every_parameter(
     h = harness
     events_before, before = begin(h)
     orders_before = steppay_order_count(h)
-    for field_name in REDIRECT_FIELDS:
-        with reliability.case(SUITE, f"open redirect in {field_name}: {name}"):
-            body = {"order": h.order_body(), **GOOD, "cancelUrl": "http://localhost:8080/cancel"}
-            body[field_name] = url
-            h.assert_error(h.post("/payments/pay-url", body), 400, code)
+    with h.lookup_probe() as lookups:
+        for field_name in REDIRECT_FIELDS:
+            with reliability.case(SUITE, f"open redirect in {field_name}: {name}"):
+                body = h.checkout_body(**{field_name: url})
+                h.assert_error(h.backend_post("/checkouts", body), 400, code)
+            with reliability.case(SUITE, f"open redirect in {field_name}, unsigned: {name}"):
+                response = h.post("/checkouts", h.checkout_body(**{field_name: url}))
+                assert response.status_code == 403 and response.json() == FORBIDDEN, response.text
+        assert lookups() == 0
     assert steppay_order_count(h) == orders_before, "an order was created at StepPay"
     finish(h, events_before, before)
 
@@ -880,6 +1661,7 @@ BODIES: list[tuple[str, bytes, str | None, int, str]] = [
     ("malformed JSON", b'{"orderCode": ', "application/json", 400, "malformed_json"),
     ("JSON array", b'["order_1"]', "application/json", 400, "invalid_request"),
     ("JSON string", b'"order_1"', "application/json", 400, "invalid_request"),
+    ("JSON null", b"null", "application/json", 400, "invalid_request"),
     ("empty body", b"", "application/json", 400, "malformed_json"),
     ("UTF-8 BOM", b'\xef\xbb\xbf{"orderCode": "order_1"}', "application/json", 400, "malformed_json"),
     ("invalid UTF-8", b'{"orderCode": "\xc3\x28"}', "application/json", 400, "malformed_json"),
@@ -912,10 +1694,18 @@ BODIES: list[tuple[str, bytes, str | None, int, str]] = [
     ("no content type", b"{}", None, 415, "unsupported_media_type"),
     ("JSON-like type", b"{}", "application/json-patch+json", 415, "unsupported_media_type"),
 ]
-BODY_ENDPOINTS = ("/payments/pay-url", "/payments/verify", "/webhooks/steppay")
+# (path, signed as the backend): /checkouts is sent both ways, the public routes unsigned.
+BODY_ENDPOINTS = (
+    ("/checkouts", True),
+    ("/checkouts", False),
+    ("/payments/verify", False),
+    ("/webhooks/steppay", False),
+)
 
 
-def _expected(path: str, name: str, status: int, code: str) -> tuple[int, str]:
+def _expected(path: str, signed: bool, name: str, status: int, code: str) -> tuple[int, str | None]:
+    if path == "/checkouts" and not signed:
+        return 403, None  # refused by the HTTP API before anything reads the body
     if path != "/webhooks/steppay" and name == "nested beyond the parser":
         return 413, "payload_too_large"  # 120 KB: over the 16 KiB limit before it is parsed
     return status, code
@@ -927,35 +1717,60 @@ def test_unreadable_bodies_at_every_endpoint(
 ) -> None:
     h = harness
     events_before, before = begin(h)
-    for path in BODY_ENDPOINTS:
-        with reliability.case(SUITE, f"{path}: {name}"):
-            want_status, want_code = _expected(path, name, status, code)
-            h.assert_error(h.post_raw(path, data, ctype), want_status, want_code)
+    orders_before = steppay_order_count(h)
+    with h.lookup_probe() as lookups:
+        for path, signed in BODY_ENDPOINTS:
+            with reliability.case(
+                SUITE, f"{path}{'' if signed or path != '/checkouts' else ' unsigned'}: {name}"
+            ):
+                want_status, want_code = _expected(path, signed, name, status, code)
+                response = h.post_raw(path, data, ctype, auth=MERCHANT_AUTH if signed else None)
+                if want_code is None:
+                    assert response.status_code == want_status and response.json() == FORBIDDEN, response.text
+                    h.assert_no_leak(response)
+                else:
+                    h.assert_error(response, want_status, want_code)
+        assert lookups() == 0
+    assert steppay_order_count(h) == orders_before, "an order was created at StepPay"
     finish(h, events_before, before)
 
 
 @pytest.mark.parametrize(
-    ("path", "size", "status", "body_code"),
+    ("path", "signed", "size", "status", "body_code"),
     [
-        ("/payments/pay-url", 17 * 1024, 413, "payload_too_large"),
-        ("/payments/verify", 17 * 1024, 413, "payload_too_large"),
-        ("/webhooks/steppay", 300 * 1024, 413, "payload_too_large"),
-        ("/webhooks/steppay", 11 * 1024 * 1024, 413, None),
+        ("/checkouts", True, 17 * 1024, 413, "payload_too_large"),
+        ("/checkouts", False, 17 * 1024, 403, None),
+        ("/checkouts", True, 11 * 1024 * 1024, 413, None),
+        ("/payments/verify", False, 17 * 1024, 413, "payload_too_large"),
+        ("/webhooks/steppay", False, 300 * 1024, 413, "payload_too_large"),
+        ("/webhooks/steppay", False, 11 * 1024 * 1024, 413, None),
     ],
-    ids=["pay-url over 16 KiB", "verify over 16 KiB", "webhook over 256 KiB", "webhook over 10 MB"],
+    ids=[
+        "checkouts over 16 KiB",
+        "checkouts over 16 KiB unsigned",
+        "checkouts over 10 MB",
+        "verify over 16 KiB",
+        "webhook over 256 KiB",
+        "webhook over 10 MB",
+    ],
 )
 def test_bodies_over_the_size_limits(
-    harness: Harness, reliability: Any, path: str, size: int, status: int, body_code: str | None
+    harness: Harness, reliability: Any, path: str, signed: bool, size: int, status: int, body_code: str | None
 ) -> None:
     h = harness
-    with reliability.case(SUITE, f"{path}: body of {size} bytes"):
+    with reliability.case(
+        SUITE, f"{path}: body of {size} bytes{'' if signed or path != '/checkouts' else ' unsigned'}"
+    ):
         events_before, before = begin(h)
+        orders_before = steppay_order_count(h)
         data = b'{"orderCode": "' + b"a" * size + b'"}'
-        response = h.post_raw(path, data)
-        if body_code is None:  # beyond API Gateway's own 10 MB limit: its answer
+        response = h.post_raw(path, data, auth=MERCHANT_AUTH if signed else None)
+        if body_code is None:  # API Gateway's own answer: beyond its 10 MB limit, or unsigned
             assert response.status_code == status
-            assert response.json() == {"message": "Request Entity Too Large"}
+            message = "Request Entity Too Large" if status == 413 else "Forbidden"
+            assert response.json() == {"message": message}
             h.assert_no_leak(response)
         else:
             h.assert_error(response, status, body_code)
+        assert steppay_order_count(h) == orders_before, "an order was created at StepPay"
         finish(h, events_before, before)

@@ -106,7 +106,60 @@ def test_only_the_transition_to_paid_is_published(bus: dict[str, Any]) -> None:
     assert detail["orderCode"] == "order_Xb3kR9pQ2mZt"
     assert detail["amount"] == "15000"
     assert detail["paidAt"] == "2026-11-26T18:15:05.403711+09:00"
+    # What was sold, as the merchant's backend registered it (the record's `registration`), and
+    # what StepPay charged.
     assert detail["merchantRef"] == "cart-8d1f2a"
+    assert detail["checkoutId"] == "chk_95582631ec14f5d3a9cc3d4bbda3afb7"
+    assert detail["customer"] == {
+        "id": 1001,
+        "code": "customer_Q7mK2pXa9",
+        "uuid": "2f6c1e0a-8b3d-4e7f-9a21-6c5d4b3a2e10",
+    }
+    assert detail["items"] == [
+        {
+            "productCode": "product_onetime_demo",
+            "priceCode": "price_onetime_demo",
+            "currency": "KRW",
+            "quantity": 1,
+            "maxQuantity": None,
+        }
+    ]
+    assert detail["chargedItems"] == [
+        {
+            "productCode": "product_onetime_demo",
+            "priceCode": "price_onetime_demo",
+            "quantity": 1,
+            "unitPrice": "15000",
+        }
+    ]
+
+
+def test_the_sample_carries_its_registration_on_every_image() -> None:
+    from steppay.payments import checkout_id_for
+
+    for record in SAMPLE["Records"]:
+        for image in ("NewImage", "OldImage"):
+            if image in record["dynamodb"]:
+                registration = record["dynamodb"][image]["registration"]["M"]
+                assert registration["merchant_ref"]["S"] == record["dynamodb"][image]["merchant_ref"]["S"]
+                assert registration["checkout_id"]["S"] == checkout_id_for(registration["merchant_ref"]["S"])
+
+
+def test_a_record_without_registration_is_announced_without_what_was_sold(bus: dict[str, Any]) -> None:
+    """Records written before registrations existed still publish (nothing bound: nulls, no items)."""
+    import publisher
+
+    event = copy.deepcopy(SAMPLE)
+    for record in event["Records"]:
+        for image in ("NewImage", "OldImage"):
+            record["dynamodb"].get(image, {}).pop("registration", None)
+    assert publisher.lambda_handler(event, Context()) == {"batchItemFailures": []}
+    received = _drain(bus["sqs"], bus["queue_url"], 1)
+    assert len(received) == 1
+    detail = received[0]["detail"]
+    jsonschema.validate(detail, SCHEMA, format_checker=jsonschema.FormatChecker())
+    assert (detail["checkoutId"], detail["merchantRef"], detail["items"]) == (None, None, [])
+    assert detail["customer"] == {"id": 1001, "code": None, "uuid": None}
 
 
 def test_a_replayed_batch_repeats_the_same_event_id(bus: dict[str, Any]) -> None:

@@ -1,6 +1,8 @@
 """A burst of webhooks through the local API: every renewal recorded once and announced once.
 
-Renewals are made at the sandbox with its webhooks captured (v2 and v1), then delivered to the
+Renewals are made at the sandbox with its webhooks captured (v2 and v1) of subscriptions whose
+checkouts the merchant's backend registered (`POST /checkouts`: only those are the bundle's to
+record; a renewal is bound through its subscription to that checkout), then delivered to the
 local API by 16 concurrent connections, each renewal 5 times, shuffled, v1 and v2 mixed (a v2
 redelivery is signed again with a fresh timestamp, as StepPay does). The full size is 1,000
 deliveries covering 200 renewals (`BURST_FULL=1`, or `make burst`); by default 200 deliveries
@@ -20,6 +22,7 @@ from typing import Any
 
 import pytest
 import requests
+from faults.checkouts import pay_link
 from fixtures.sandbox import WebhookReceiver
 from hostile.harness import WEBHOOK_KEY, Harness, distinct_event_ids, sign
 
@@ -53,8 +56,11 @@ def make_renewals(h: Harness, receiver: WebhookReceiver, count: int) -> dict[str
     try:
         codes: list[tuple[str, int]] = []
         while len(codes) < count:
-            order = h.steppay_order("recurring")
-            paid = h.complete(order["orderCode"])
+            link = pay_link(h, "recurring")  # registered by the merchant's backend
+            paid = h.complete(link["orderCode"])
+            # The shopper's redirect records the initial payment (its webhooks go to the receiver).
+            verified = h.post("/payments/verify", {"orderCode": link["orderCode"]})
+            assert verified.status_code == 200 and verified.json()["verdict"] == "PAID", verified.text
             subscription_id = int(paid["subscriptions"][0]["id"])
             for _ in range(min(RENEWALS_PER_SUBSCRIPTION, count - len(codes))):
                 response = h.control(f"/subscriptions/{subscription_id}/renew", {"outcome": "success"})
@@ -179,6 +185,9 @@ def test_burst_of_webhook_deliveries(load_harness: Harness, reliability: Any) ->
             per_order[event["detail"]["orderCode"]] += 1
         records = [h.record(code) for code in codes]
         assert all(r is not None and r["state"] == "PAID" and r["order_type"] == "RECURRING" for r in records)
+        # Each bound to the checkout that created its subscription, and announced with it.
+        assert all(r["registration"]["checkout_id"] for r in records)  # type: ignore[index]
+        assert all(e["detail"]["checkoutId"] and e["detail"]["merchantRef"] for e in renewals)
         assert len(records) == RENEWALS
         assert len(renewals) == RENEWALS, f"{len(renewals)} renewal events for {RENEWALS} renewals"
         assert len(grouped) == RENEWALS and set(per_order.values()) == {1}

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 import requests
+from faults.checkouts import pay_link
 from hostile.harness import WEBHOOK_KEY, Harness, compact, distinct_event_ids, sign
 
 pytestmark = pytest.mark.e2e
@@ -58,7 +59,7 @@ def one_event(h: Harness, order_code: str, detail_type: str) -> dict[str, Any]:
 def test_sixteen_identical_verifications(load_harness: Harness, reliability: Any) -> None:
     h = load_harness
     with reliability.case(SUITE, f"{PARALLEL} concurrent verifications of one order"):
-        link = h.pay_link()
+        link = pay_link(h)
         code = link["orderCode"]
         with h.webhooks_off():  # only the verifications can record it
             h.complete(code)
@@ -81,7 +82,7 @@ def test_sixteen_identical_verifications(load_harness: Harness, reliability: Any
 def test_sixteen_identical_webhook_deliveries(load_harness: Harness, reliability: Any) -> None:
     h = load_harness
     with reliability.case(SUITE, f"{PARALLEL} concurrent deliveries of one webhook"):
-        link = h.pay_link()
+        link = pay_link(h)
         code = link["orderCode"]
         with h.webhooks_off():
             h.complete(code)

@@ -2,7 +2,7 @@
 
 Checked in a fresh interpreter per function: the modules listed must not be loaded by importing
 the handler. The webhook intake authenticates, stores and queues; StepPay's client, the payment
-flows and the order models belong to the processor. The pay link and verification read one order:
+flows and the order models belong to the processor. The checkout and verification read one order:
 StepPay's listings, subscriptions and webhook bodies are built only where used.
 """
 
@@ -23,15 +23,16 @@ NOT_IMPORTED = {
     "webhook_intake": ("steppay.models", "steppay.client", "steppay.service", "steppay.payments", *LATER),
     "publisher": ("steppay.models", "steppay.client", "steppay.api_models", *LATER),
     # The shopper's paths read one order: no pages, subscriptions or webhook bodies.
-    "pay_url": LATER,
+    "checkouts": LATER,
     "verify": LATER,
 }
 
 
-def loaded_modules(function: str) -> set[str]:
+def loaded_modules(function: str, **variables: str) -> set[str]:
     code = f"import json, sys; import {function}; print(json.dumps(sorted(sys.modules)))"
     env = {
-        **os.environ,
+        **{k: v for k, v in os.environ.items() if k != "STEPPAY_POWERTOOLS_TRACER"},
+        **variables,
         "PYTHONPATH": os.pathsep.join([str(ROOT / "layers" / "steppay"), str(ROOT / "functions" / function)]),
         "POWERTOOLS_TRACE_DISABLED": "true",
         "AWS_DEFAULT_REGION": "ap-northeast-2",
@@ -53,6 +54,17 @@ def test_a_handler_does_not_import_what_its_path_does_not_need(function: str) ->
 
 def test_the_check_sees_what_a_handler_does_import() -> None:
     # These handlers need StepPay's client and order models at once: the check must find them.
-    for function in ("pay_url", "webhook_processor"):
+    for function in ("checkouts", "webhook_processor"):
         loaded = loaded_modules(function)
         assert {"steppay.client", "steppay.models", "steppay.service"} <= loaded, function
+
+
+SHOPPER_FACING = ("checkouts", "verify", "webhook_intake")
+
+
+@pytest.mark.parametrize("function", SHOPPER_FACING)
+def test_no_shopper_facing_handler_imports_the_xray_sdk_unless_the_tracer_is_enabled(function: str) -> None:
+    # Lambda's `Tracing: Active` needs no SDK; the Powertools Tracer (opt-in) imports and patches it.
+    assert not {m for m in loaded_modules(function) if m.startswith("aws_xray_sdk")}
+    enabled = loaded_modules(function, STEPPAY_POWERTOOLS_TRACER="enabled")
+    assert "aws_xray_sdk" in enabled, "the opt-in must bring the Powertools Tracer back"

@@ -159,6 +159,29 @@ def test_webhook_keys_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     assert [k.get_secret_value() for k in keys] == [KEY_A, KEY_B]
 
 
+@pytest.mark.parametrize("blank", ["", " ", ",", " , ,"])
+def test_a_blank_webhook_key_makes_signed_webhooks_refused_never_unverified(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, blank: str
+) -> None:
+    from steppay.intake import check_webhook_keys
+    from steppay.webhooks import WebhookKeysUnconfigured, authenticate_webhook
+
+    monkeypatch.setenv("STEPPAY_WEBHOOK_KEYS", blank)
+    settings.get_settings.cache_clear()
+    assert secrets.get_webhook_keys() == ()
+    body = b'{"timestamp": 1, "event": "order.payment_completed", "data": {"orderId": 1}}'
+    # Even a correctly shaped signature is not checked against nothing and waved through.
+    with pytest.raises(WebhookKeysUnconfigured) as refused:
+        authenticate_webhook(body, {"Steppay-Signature": "timestamp=1,key=AAAA"}, (), tolerance_seconds=300)
+    assert (refused.value.status, refused.value.code) == (503, "webhook_keys_unconfigured")
+    with pytest.raises(WebhookKeysUnconfigured):
+        authenticate_webhook(body, {}, secrets.get_webhook_keys(), tolerance_seconds=300)
+    # Said once, at start, in the log.
+    with caplog.at_level(logging.ERROR):
+        check_webhook_keys()
+    assert any("No webhook verification key configured" in r.getMessage() for r in caplog.records)
+
+
 def test_more_than_two_webhook_keys_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("STEPPAY_WEBHOOK_KEYS", "a,b,c")
     with pytest.raises(SecretUnavailable) as caught:
