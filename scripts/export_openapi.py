@@ -189,12 +189,7 @@ def build() -> dict[str, Any]:
     os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
     os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "StepPay")
     os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "steppay-payments")
-    version = "0.0.0"
-    pyproject = ROOT / "pyproject.toml"
-    for line in pyproject.read_text(encoding="utf-8").splitlines():
-        if line.startswith("version"):
-            version = line.split("=", 1)[1].strip().strip('"')
-            break
+    version = (ROOT / "VERSION").read_text(encoding="utf-8").strip()  # the one version source
     paths: dict[str, Any] = {}
     schemas: dict[str, Any] = {}
     for code_dir, module_name in http_functions():

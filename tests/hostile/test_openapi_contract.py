@@ -65,7 +65,7 @@ def test_committed_document_is_what_the_exporter_generates(reliability: Any) -> 
         document = json.loads(committed)
         assert set(document["paths"]) == {
             "/checkouts",
-            "/checkouts/{checkout_id}",
+            "/checkouts/{checkoutId}",
             "/payments/verify",
             "/payments/callback",
             "/webhooks/steppay",
@@ -121,8 +121,8 @@ OPERATIONS = [
     ("POST", "/checkouts", False),
     ("GET", "/checkouts", True),
     ("GET", "/checkouts", False),
-    ("GET", "/checkouts/{checkout_id}", True),
-    ("GET", "/checkouts/{checkout_id}", False),
+    ("GET", "/checkouts/{checkoutId}", True),
+    ("GET", "/checkouts/{checkoutId}", False),
     ("POST", "/payments/verify", False),
     ("GET", "/payments/callback", False),
     ("POST", "/webhooks/steppay", False),
