@@ -166,16 +166,7 @@ def checkout_view(checkout: CheckoutRecord, record: PaymentRecord | None) -> Che
             code=registration.customer_code if registration else None,
             uuid=registration.customer_uuid if registration else None,
         ),
-        items=[
-            RegisteredItemView(
-                product_code=i.product_code,
-                price_code=i.price_code,
-                currency=i.currency,
-                quantity=i.quantity,
-                max_quantity=i.max_quantity,
-            )
-            for i in (registration.items if registration else [])
-        ],
+        items=[RegisteredItemView(**i.model_dump()) for i in (registration.items if registration else [])],
         amount=checkout.amount,
         expected_amount=registration.expected_amount if registration else None,
         currency=checkout.currency,
