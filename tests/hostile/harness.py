@@ -70,8 +70,6 @@ ERROR_CODES = frozenset(
         "malformed_body",
         "redirect_not_allowed",
         "order_not_found",
-        "order_already_paid",
-        "order_not_payable",
         "payload_too_large",
         "unsupported_media_type",
         "order_rejected",

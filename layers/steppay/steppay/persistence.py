@@ -153,10 +153,6 @@ class PaymentRecord(BaseModel):
     def is_paid(self) -> bool:
         return self.state is PaymentState.PAID
 
-    @property
-    def checkout_id(self) -> str | None:
-        return self.registration.checkout_id if self.registration is not None else None
-
 
 class CheckoutState(StrEnum):
     CREATING = "CREATING"  # claimed; the StepPay order is being created

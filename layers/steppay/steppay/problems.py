@@ -42,16 +42,6 @@ class OrderNotFound(Problem):
     code = "order_not_found"
 
 
-class OrderAlreadyPaid(Problem):
-    status = 409
-    code = "order_already_paid"
-
-
-class OrderNotPayable(Problem):
-    status = 409
-    code = "order_not_payable"
-
-
 class OrderRejected(Problem):
     """StepPay refused to create the order (unknown product, price, customer...)."""
 
