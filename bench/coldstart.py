@@ -50,7 +50,7 @@ def goal(function: str) -> float:
     return GOALS.get(function, DEFAULT_GOAL)
 
 
-THIRD_PARTY = "import boto3, requests, pydantic, pydantic_settings\n"
+THIRD_PARTY = "import boto3, requests, pydantic\n"
 POWERTOOLS = (
     "from aws_lambda_powertools import Logger, Metrics\n"
     "from aws_lambda_powertools.metrics import MetricUnit\n"
@@ -200,7 +200,6 @@ GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("boto3/botocore", ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "six")),
     ("requests/urllib3", ("requests", "urllib3", "idna", "charset_normalizer", "certifi")),
     ("pydantic", ("pydantic", "pydantic_core", "annotated_types", "typing_extensions", "typing_inspection")),
-    ("pydantic_settings", ("pydantic_settings", "dotenv")),
     ("powertools", ("aws_lambda_powertools",)),
     ("x-ray sdk", ("aws_xray_sdk", "wrapt")),
     ("steppay layer", ("steppay",)),

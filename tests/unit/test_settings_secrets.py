@@ -72,7 +72,7 @@ def aws() -> Iterator[None]:
 
 
 def test_defaults_match_the_architecture_page() -> None:
-    s = Settings()
+    s = Settings.from_environment()
     assert s.stage == "local"
     assert s.steppay_base_url == "https://api.steppay.kr"
     assert s.steppay_timezone == "Asia/Seoul" and str(s.zone) == "Asia/Seoul"
@@ -115,7 +115,7 @@ def test_environment_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_invalid_settings_are_refused(monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:
     monkeypatch.setenv(name, value)
     with pytest.raises(ValidationError):
-        Settings()
+        Settings.from_environment()
 
 
 def test_get_settings_is_cached_until_cleared(monkeypatch: pytest.MonkeyPatch) -> None:
