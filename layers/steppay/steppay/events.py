@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -19,15 +19,19 @@ from typing import Any
 
 import boto3
 
-from steppay.persistence import PaymentRecord, PaymentState, Registration, SubscriptionRecord
+from steppay.persistence import PaymentRecord, Registration, SubscriptionRecord
 from steppay.settings import get_settings
+from steppay.transitions import (
+    PAYMENT_CANCELED,
+    PAYMENT_MISMATCH,
+    PAYMENT_VERIFIED,
+    RENEWAL_PAYMENT_FAILED,
+    RENEWAL_PAYMENT_VERIFIED,
+    event_for,
+    order_kind,
+)
 
 EVENT_SOURCE = "steppay.payments"
-PAYMENT_VERIFIED = "Payment Verified"
-RENEWAL_PAYMENT_VERIFIED = "Renewal Payment Verified"
-RENEWAL_PAYMENT_FAILED = "Renewal Payment Failed"
-PAYMENT_CANCELED = "Payment Canceled"
-PAYMENT_MISMATCH = "Payment Mismatch"
 SUBSCRIPTION_STATUS_CHANGED = "Subscription Status Changed"
 # Every detail-type the outbox publishes (the publisher counts each as `<DetailType>Events`).
 DETAIL_TYPES = (
@@ -38,7 +42,6 @@ DETAIL_TYPES = (
     PAYMENT_CANCELED,
     SUBSCRIPTION_STATUS_CHANGED,
 )
-RENEWAL_ORDER_TYPE = "RECURRING"
 PUT_EVENTS_BATCH = 10  # EventBridge's limit per PutEvents call
 
 # Fixed namespace: event ids must stay the same across deployments and retries.
@@ -181,6 +184,16 @@ def subscription_changed_detail(old: SubscriptionRecord | None, new: Subscriptio
     }
 
 
+# Each order event's detail, by detail-type (which change is which event: steppay.transitions).
+DETAILS: dict[str, Callable[[PaymentRecord], dict[str, Any]]] = {
+    PAYMENT_VERIFIED: payment_verified_detail,
+    RENEWAL_PAYMENT_VERIFIED: renewal_verified_detail,
+    RENEWAL_PAYMENT_FAILED: renewal_failed_detail,
+    PAYMENT_CANCELED: payment_canceled_detail,
+    PAYMENT_MISMATCH: payment_mismatch_detail,
+}
+
+
 @dataclass(frozen=True)
 class OutgoingEvent:
     detail_type: str
@@ -194,22 +207,11 @@ class OutgoingEvent:
 
 
 def events_for_order_change(old: PaymentRecord | None, new: PaymentRecord) -> list[OutgoingEvent]:
-    """The events one stored order change stands for (none for most writes)."""
-    before = old.state if old is not None else None
-    if before is new.state:
+    """The event one stored order change stands for, by the transition table (none for most writes)."""
+    detail_type = event_for(old.state if old is not None else None, new.state, order_kind(new.order_type))
+    if detail_type is None:
         return []
-    renewal = new.order_type == RENEWAL_ORDER_TYPE
-    if new.state is PaymentState.PAID:
-        if renewal:
-            return [OutgoingEvent(RENEWAL_PAYMENT_VERIFIED, renewal_verified_detail(new))]
-        return [OutgoingEvent(PAYMENT_VERIFIED, payment_verified_detail(new))]
-    if new.state is PaymentState.FAILED and renewal:
-        return [OutgoingEvent(RENEWAL_PAYMENT_FAILED, renewal_failed_detail(new))]
-    if new.state is PaymentState.CANCELED and before is PaymentState.PAID:
-        return [OutgoingEvent(PAYMENT_CANCELED, payment_canceled_detail(new))]
-    if new.state is PaymentState.MISMATCH:
-        return [OutgoingEvent(PAYMENT_MISMATCH, payment_mismatch_detail(new))]
-    return []
+    return [OutgoingEvent(detail_type, DETAILS[detail_type](new))]
 
 
 def events_for_subscription_change(

@@ -59,6 +59,7 @@ from steppay.problems import (
 )
 from steppay.redirects import check_redirect_url
 from steppay.settings import Settings
+from steppay.transitions import order_kind, transition_for
 from steppay.verification import PaymentClaim, Verdict, VerificationResult, verify_payment
 
 if TYPE_CHECKING:
@@ -557,34 +558,41 @@ class PaymentFlows:
         registration: Registration,
         via: VerifiedVia,
     ) -> tuple[PaymentRecord | None, bool]:
-        if result.verdict is Verdict.PAID:
-            return self._store.record_verified_payment(self._paid_record(order, known, registration, via))
-        if result.verdict is Verdict.MISMATCH and result.evidence.registration_mismatches:
-            mismatch = self._paid_record(order, known, registration, via).model_copy(
-                update={
-                    "state": PaymentState.MISMATCH,
-                    "mismatches": list(result.evidence.registration_mismatches),
-                }
-            )
+        """Record the change the transition table gives this verdict, when it gives one."""
+        row = transition_for(result.verdict, order_kind(str(order.type)))
+        if row is None or not row.allows(known.state if known is not None else None):
+            return known, False
+        if row.to is PaymentState.MISMATCH and not result.evidence.registration_mismatches:
+            # The order is not the one claimed (code or id): the caller was wrong, not StepPay.
+            return known, False
+        record = self._record_for(row.to, order, result, known, registration, via)
+        return self._store.record_transition(record)
+
+    def _record_for(
+        self,
+        state: PaymentState,
+        order: OrderDetail,
+        result: VerificationResult,
+        known: PaymentRecord | None,
+        registration: Registration,
+        via: VerifiedVia,
+    ) -> PaymentRecord:
+        """The record a move into `state` writes (what StepPay showed, with what was registered)."""
+        if state is PaymentState.CANCELED and known is not None:
+            refunded = {"returned_amount": order.returned_amount, "canceled_at": datetime.now(UTC)}
+            return known.model_copy(update={"state": state, **refunded})
+        record = self._paid_record(order, known, registration, via)
+        if state is PaymentState.MISMATCH:
+            mismatches = list(result.evidence.registration_mismatches)
             logger.error(
                 "StepPay took a payment for something else than was registered",
-                extra={"order_code": order.order_code, "mismatches": mismatch.mismatches},
+                extra={"order_code": order.order_code, "mismatches": mismatches},
             )
-            return self._store.record_mismatch(mismatch)
-        if result.verdict is Verdict.CANCELED and known is not None and known.is_paid:
-            return self._store.record_cancellation(
-                known.model_copy(
-                    update={
-                        "state": PaymentState.CANCELED,
-                        "returned_amount": order.returned_amount,
-                        "canceled_at": datetime.now(UTC),
-                    }
-                )
-            )
-        if result.verdict is Verdict.FAILED and order.type is OrderType.RECURRING:
-            failed = self._paid_record(order, known, registration, via).model_copy(
+            return record.model_copy(update={"state": state, "mismatches": mismatches})
+        if state is PaymentState.FAILED:
+            return record.model_copy(
                 update={
-                    "state": PaymentState.FAILED,
+                    "state": state,
                     "paid_at": None,
                     "paid_amount": None,
                     "amount": known.amount if known is not None and known.amount else order.paid_amount,
@@ -593,8 +601,7 @@ class PaymentFlows:
                     "failed_at": datetime.now(UTC),
                 }
             )
-            return self._store.record_payment_failure(failed)
-        return known, False
+        return record
 
     def sync_subscription(self, subscription_id: int) -> tuple[SubscriptionRecord, bool]:
         """Store the status StepPay reports now; the stream announces a real change."""

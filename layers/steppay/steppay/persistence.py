@@ -4,10 +4,10 @@ Items (one table):
 - `CHECKOUT#<checkoutId>`: a checkout the merchant's backend registered (the content's hash, so a
   retried registration answers the same checkout, and the StepPay order it created);
 - `IDEMPOTENCY#<key>`: an `Idempotency-Key` header, bound to the request content it came with;
-- `ORDER#<orderCode>`: one StepPay order, with the registration it was created for. It moves
-  through PENDING (registered) → PAID or MISMATCH (paid, for what was registered or not), and
-  PAID → CANCELED. Each move is a conditional write, so however many callers verify one order at
-  once, exactly one records it; the table's stream carries that single transition to the publisher.
+- `ORDER#<orderCode>`: one StepPay order, with the registration it was created for. It moves as
+  `steppay.transitions.TRANSITIONS` allows (PENDING → PAID or MISMATCH, PAID → CANCELED, ...).
+  Each move is a conditional write, so however many callers verify one order at once, exactly one
+  records it; the table's stream carries that single transition to the publisher.
 - `SUBSCRIPTION#<id>` and `WEBHOOK#<key>`.
 
 Unpaid registrations carry `ttl` (DynamoDB TTL): they disappear a while after they expire, and the
@@ -30,6 +30,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from steppay.problems import StorageUnavailable
 from steppay.settings import get_settings
+from steppay.transitions import SETTLED_STATES, order_kind, transition_into
+from steppay.transitions import PaymentState as PaymentState  # re-exported: the store's records name it
 
 ORDER_SK = "ORDER"
 # Settled orders (PAID or CANCELED) by StepPay's numeric id, for reconciliation: StepPay's order
@@ -48,16 +50,6 @@ AWS_CLIENT_CONFIG = Config(connect_timeout=2, read_timeout=5, retries={"mode": "
 TTL_ATTRIBUTE = "ttl"  # the table's TimeToLiveSpecification (template.yaml)
 
 
-class PaymentState(StrEnum):
-    PENDING = "PENDING"  # registered, pay link issued, nothing confirmed yet
-    PAID = "PAID"  # StepPay confirmed the payment, for what was registered
-    MISMATCH = "MISMATCH"  # StepPay took money, but not for what was registered: a person must look
-    FAILED = "FAILED"  # StepPay confirmed that the charge failed (renewals)
-    CANCELED = "CANCELED"  # a recorded payment was refunded or cancelled at StepPay
-
-
-# The states that carry SETTLED_ORDER_ID (reconciliation has nothing to learn about them).
-SETTLED_STATES = frozenset({PaymentState.PAID, PaymentState.CANCELED})
 
 
 class VerifiedVia(StrEnum):
@@ -527,32 +519,14 @@ class PaymentStore:
             raise StorageUnavailable("The payment store answered inconsistently; try again.")
         return existing, False
 
-    def record_verified_payment(self, record: PaymentRecord) -> tuple[PaymentRecord, bool]:
-        """Move the order to PAID once. Returns the stored record and whether this call recorded it.
+    def record_transition(self, record: PaymentRecord) -> tuple[PaymentRecord, bool]:
+        """Move the order into `record.state` once, from the states the transition table allows.
 
-        A cancelled (refunded) order never becomes PAID again.
+        Returns the stored record and whether this call recorded the change (a CANCELED order, for
+        one, never becomes PAID again: no row allows it).
         """
-        if record.state is not PaymentState.PAID:
-            raise ValueError("record_verified_payment needs a PAID record")
-        return self._transition(record, (PaymentState.PENDING, PaymentState.FAILED), allow_new=True)
-
-    def record_mismatch(self, record: PaymentRecord) -> tuple[PaymentRecord, bool]:
-        """Record once that StepPay took money for something else than was registered."""
-        if record.state is not PaymentState.MISMATCH:
-            raise ValueError("record_mismatch needs a MISMATCH record")
-        return self._transition(record, (PaymentState.PENDING, PaymentState.FAILED), allow_new=True)
-
-    def record_payment_failure(self, record: PaymentRecord) -> tuple[PaymentRecord, bool]:
-        """Record a confirmed failed charge (renewals); never overrides a payment."""
-        if record.state is not PaymentState.FAILED:
-            raise ValueError("record_payment_failure needs a FAILED record")
-        return self._transition(record, (PaymentState.PENDING,), allow_new=True)
-
-    def record_cancellation(self, record: PaymentRecord) -> tuple[PaymentRecord, bool]:
-        """Move a PAID order to CANCELED once (refund or cancellation confirmed by StepPay)."""
-        if record.state is not PaymentState.CANCELED:
-            raise ValueError("record_cancellation needs a CANCELED record")
-        return self._transition(record, (PaymentState.PAID,), allow_new=False)
+        row = transition_into(record.state, order_kind(record.order_type))
+        return self._transition(record, row.from_states, allow_new=row.from_nothing)
 
     # -- checkouts ------------------------------------------------------------------------
 
