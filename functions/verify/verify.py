@@ -17,8 +17,9 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from steppay.api_models import MAX_ID, ORDER_CODE_PATTERN, VerifyRequest, VerifyResponse
+from steppay.api_models import VerifyRequest, VerifyResponse
 from steppay.http import NO_STORE, documented_responses, register_error_handlers, resolve_http
+from steppay.identifiers import MAX_ID, ORDER_CODE_MAX_LENGTH, ORDER_CODE_NOT_ID_PATTERN
 from steppay.persistence import VerifiedVia
 from steppay.service import get_payment_flows, get_settings
 from steppay.snapstart import register_snapstart_hooks
@@ -88,7 +89,9 @@ def verify_payment(request: VerifyRequest) -> Response[VerifyResponse]:
 )
 @tracer.capture_method
 def payment_callback(
-    order_code: Annotated[str, Query(alias="order_code", max_length=64, pattern=ORDER_CODE_PATTERN)],
+    order_code: Annotated[
+        str, Query(alias="order_code", max_length=ORDER_CODE_MAX_LENGTH, pattern=ORDER_CODE_NOT_ID_PATTERN)
+    ],
     order_id: Annotated[int | None, Query(alias="order_id", gt=0, le=MAX_ID)] = None,
     status: Annotated[str | None, Query(alias="status", max_length=32, pattern=r"^[A-Za-z_]*$")] = None,
 ) -> Response[str]:

@@ -17,8 +17,9 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from steppay.api_models import MAX_ID, WebhookAck
+from steppay.api_models import WebhookAck
 from steppay.http import NO_STORE, documented_responses, register_error_handlers, resolve_http
+from steppay.identifiers import MAX_ID
 from steppay.intake import accept_webhook, check_webhook_keys
 from steppay.snapstart import register_snapstart_hooks
 from steppay.tracing import get_tracer

@@ -44,7 +44,7 @@ SETTINGS = settings(
     suppress_health_check=list(HealthCheck),
 )
 MAX_ID = 2**63 - 1
-# An order code (steppay.api_models.ORDER_CODE_PATTERN): at most 64 characters, not all digits.
+# An order code (steppay.identifiers.ORDER_CODE_NOT_ID_PATTERN): at most 64 characters, not all digits.
 ORDER_CODE = re.compile(r"(?=[A-Za-z0-9_-]{1,64}\Z)[A-Za-z0-9_-]*[A-Za-z_-][A-Za-z0-9_-]*", re.ASCII)
 VERIFY_ANSWER = {"verified", "verdict", "orderCode", "amount", "currency", "paidAt"}
 STATUS = re.compile(r"[A-Za-z_]{0,32}", re.ASCII)

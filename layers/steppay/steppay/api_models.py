@@ -25,18 +25,18 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from steppay.identifiers import MAX_ID, ORDER_CODE_MAX_LENGTH, ORDER_CODE_NOT_ID_PATTERN
 from steppay.verdicts import Verdict
 
-# An order code as the shopper's page gives it: a bare number is an order id, never accepted here.
-ORDER_CODE_PATTERN = r"^[A-Za-z0-9_-]{0,63}[A-Za-z_-][A-Za-z0-9_-]{0,63}$"
 CATALOGUE_CODE_PATTERN = r"^[A-Za-z0-9_.:-]{1,128}$"
 CHECKOUT_ID_PATTERN = r"^chk_[0-9a-f]{32}$"
 MERCHANT_REF_PATTERN = r"^[^\x00-\x1f\x7f]+$"
 # Printable ASCII, as Stripe's Idempotency-Key (a UUID fits).
 IDEMPOTENCY_KEY_PATTERN = re.compile(r"[\x21-\x7e]{1,255}", re.ASCII)
-MAX_ID = 2**63 - 1
 
-OrderCode = Annotated[str, StringConstraints(max_length=64, pattern=ORDER_CODE_PATTERN)]
+OrderCode = Annotated[
+    str, StringConstraints(max_length=ORDER_CODE_MAX_LENGTH, pattern=ORDER_CODE_NOT_ID_PATTERN)
+]
 OrderId = Annotated[int, Field(gt=0, le=MAX_ID, strict=True)]
 CatalogueCode = Annotated[str, StringConstraints(pattern=CATALOGUE_CODE_PATTERN)]
 RedirectUrl = Annotated[str, StringConstraints(min_length=1, max_length=2048)]

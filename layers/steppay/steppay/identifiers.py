@@ -13,7 +13,12 @@ import re
 from steppay.errors import InvalidIdentifier
 
 MAX_ID = 2**63 - 1  # StepPay ids are Java longs
+ORDER_CODE_MAX_LENGTH = 64
 ORDER_CODE_PATTERN = r"[A-Za-z0-9_-]{1,64}"
+# An order code where a caller could send an id instead (the public routes): anchored, at least one
+# character that is not a digit (a bare number is an order id). The length is checked apart:
+# pydantic's (Rust) regex engine has no lookahead to say both in one pattern.
+ORDER_CODE_NOT_ID_PATTERN = r"^[A-Za-z0-9_-]{0,63}[A-Za-z_-][A-Za-z0-9_-]{0,63}$"
 ID_KEY_PATTERN = r"[A-Za-z0-9_-]{1,128}"
 
 _ORDER_CODE = re.compile(ORDER_CODE_PATTERN, re.ASCII)
@@ -76,6 +81,8 @@ def order_ref(value: int | str) -> str:
 __all__ = [
     "ID_KEY_PATTERN",
     "MAX_ID",
+    "ORDER_CODE_MAX_LENGTH",
+    "ORDER_CODE_NOT_ID_PATTERN",
     "ORDER_CODE_PATTERN",
     "id_key",
     "order_code",
