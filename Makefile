@@ -87,6 +87,12 @@ bench: bootstrap
 bench-cold: bootstrap
 	PYTHONPATH=layers/steppay:sandbox:local:merchant:. $(PY) -m bench.cold $(BENCH_ARGS)
 
+## Cost only, in about two minutes: the counted flows (a verified payment, a renewal) through the
+## real handlers, one reconciliation run and the priced table; writes bench-results/cost.{json,md}.
+.PHONY: bench-cost
+bench-cost: bootstrap
+	PYTHONPATH=layers/steppay:sandbox:local:merchant:. $(PY) -m bench.run --cost-only $(BENCH_ARGS)
+
 clean:
 	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache .local-data test-artifacts
 

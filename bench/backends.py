@@ -145,6 +145,76 @@ def start_backends() -> Backends:
     return Backends(dynamodb, moto, sandbox, template, infra, environments, handlers, code_dirs, memory)
 
 
+# -- the webhook queue, read as Lambda's SQS poller reads it ----------------------------------------
+
+
+class QueuePoller:
+    """What Lambda's SQS event source does for the processor: receive a batch, hand it over as
+    Lambda's SQS event, delete it (one DeleteMessageBatch) when the invocation reports no failure.
+
+    The calls go through boto3 in this process, so the instruments count them with the flow's:
+    the intake's SendMessage, then one ReceiveMessage and one DeleteMessageBatch per batch.
+    Messages carry whatever the intake queued: the bench never builds a message itself.
+    """
+
+    def __init__(self, backends: Backends) -> None:
+        import boto3
+
+        self.queue_url = backends.queue_url
+        self.client = boto3.client(
+            "sqs",
+            endpoint_url=backends.moto.endpoint_url,
+            region_name=REGION,
+            aws_access_key_id="bench",
+            aws_secret_access_key="bench",  # noqa: S106 - moto's, nothing real
+        )
+        # The template may delay deliveries (DelaySeconds) so that the shopper's callback records
+        # a payment first; the bench takes each batch at once instead of sleeping through it.
+        self.client.set_queue_attributes(QueueUrl=self.queue_url, Attributes={"DelaySeconds": "0"})
+
+    def drain(self) -> int:
+        """Drop what earlier phases left queued (not counted: the flows reset the instruments after)."""
+        dropped = 0
+        while batch := self.client.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10).get(
+            "Messages", []
+        ):
+            self._delete(batch)
+            dropped += len(batch)
+        return dropped
+
+    def receive(self, batch_size: int = 10) -> list[dict[str, Any]]:
+        """One batch, as the SQS records of Lambda's event (empty when nothing is queued)."""
+        messages = self.client.receive_message(
+            QueueUrl=self.queue_url, MaxNumberOfMessages=batch_size, AttributeNames=["All"]
+        ).get("Messages", [])
+        return [
+            {
+                "messageId": m["MessageId"],
+                "receiptHandle": m["ReceiptHandle"],
+                "body": m["Body"],
+                "attributes": m.get("Attributes", {}),
+                "messageAttributes": {},
+                "md5OfBody": m.get("MD5OfBody", ""),
+                "eventSource": "aws:sqs",
+                "eventSourceARN": f"arn:aws:sqs:{REGION}:123456789012:webhooks",
+                "awsRegion": REGION,
+            }
+            for m in messages
+        ]
+
+    def done(self, records: list[dict[str, Any]], failures: list[dict[str, str]]) -> None:
+        failed = {f["itemIdentifier"] for f in failures}
+        kept = [r for r in records if r["messageId"] not in failed]
+        if kept:
+            self._delete([{"MessageId": r["messageId"], "ReceiptHandle": r["receiptHandle"]} for r in kept])
+
+    def _delete(self, messages: list[dict[str, Any]]) -> None:
+        self.client.delete_message_batch(
+            QueueUrl=self.queue_url,
+            Entries=[{"Id": str(n), "ReceiptHandle": m["ReceiptHandle"]} for n, m in enumerate(messages)],
+        )
+
+
 # -- the sandbox: orders and webhooks -------------------------------------------------------------
 
 

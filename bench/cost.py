@@ -178,8 +178,14 @@ def flow_cost(
                 wru += reconciliation_passes * count * (order_wru + INDEX_WRU_PER_WRITE)
 
     calls: Mapping[str, float] = flow.get("calls", {})
-    # Messages sent (the intake queues each new webhook once); the webhooks where not counted.
-    sqs_requests = calls.get("sqs.SendMessage", flow["webhooks"]) * SQS_REQUESTS_PER_MESSAGE
+    # The flows count every SQS call (the intake's sends, and the event source's receive and
+    # delete as bench.backends.QueuePoller makes them); without those, each message sent is
+    # modelled as a send, a receive and a delete of its own.
+    counted = {k: v for k, v in calls.items() if k.startswith("sqs.")}
+    if "sqs.ReceiveMessage" in counted:
+        sqs_requests = sum(counted.values())
+    else:
+        sqs_requests = calls.get("sqs.SendMessage", flow["webhooks"]) * SQS_REQUESTS_PER_MESSAGE
     steppay_calls = sum(v for k, v in calls.items() if k.startswith("steppay "))
     log_gb = (flow["log_bytes"] + lambda_requests * PLATFORM_LOG_BYTES) / 1e9
     per_flow = {

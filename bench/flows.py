@@ -6,8 +6,9 @@ Each flow runs through the real handlers, with the events AWS would deliver:
   `CheckoutFunction`: the checkout claimed, StepPay's order created, the pending order stored,
   the checkout opened), the shopper pays (sandbox), the redirect back (`GET /payments/callback`,
   `VerifyFunction`: the order moves to PAID and the checkout is kept), every webhook StepPay
-  sends for the order (`WebhookIntakeFunction`, then `WebhookProcessorFunction` with one SQS
-  record each), and the publisher for the payment's stream record.
+  sends for the order (`WebhookIntakeFunction`), what the intake queued handed to
+  `WebhookProcessorFunction` as Lambda's SQS poller would (`bench.backends.QueuePoller`: one
+  batch, received and deleted for real), and the publisher for the payment's stream record.
 * renewal: StepPay charges an existing subscription (sandbox), every webhook it sends (intake,
   processor), the publisher, and the example subscriber (`EntitlementSubscriberFunction`) for
   the `Renewal Payment Verified` event.
@@ -35,13 +36,13 @@ import boto3
 from bench.backends import (
     ROOT,
     SUBSCRIPTION_ITEMS,
+    QueuePoller,
     checkout_body,
     checkout_event,
     fresh_webhook,
     http_event,
     stdout_to,
 )
-from bench.memory import _sqs_event
 from bench.warm import WarmBench, timed
 
 WRITES = ("PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems", "BatchWriteItem")
@@ -90,6 +91,7 @@ class Flows:
     def __init__(self, bench: WarmBench) -> None:
         self.bench = bench
         self.instruments = bench.instruments
+        self.poller = QueuePoller(bench.backends)
 
     def _calls_now(self) -> Counter[str]:
         snapshot = self.instruments.snapshot()
@@ -126,9 +128,9 @@ class Flows:
         )
 
     def _webhooks(self, totals: FlowTotals, deliveries: list[dict[str, Any]]) -> None:
-        """Intake then processing of each v2 delivery, as API Gateway and SQS would deliver them."""
-        from steppay.webhooks import dedupe_key_for
-
+        """Intake of each v2 delivery as API Gateway delivers it, then the processor for what the
+        intake queued, a batch at a time as Lambda's SQS poller hands it over (StepPay sends one
+        payment's webhooks within a second: they share the event source's batching window)."""
         for delivery in deliveries:
             raw, headers = fresh_webhook(delivery)
             event = http_event("POST", "/webhooks/steppay", body=raw, headers=headers)
@@ -137,11 +139,12 @@ class Flows:
                 raise RuntimeError(f"webhook intake answered {response}")
             totals.http_api_requests += 1
             totals.webhooks += 1
-            body = json.loads(raw)
-            key = dedupe_key_for("v2", body["event"], body, raw)
-            outcome = self._invoke(totals, "WebhookProcessorFunction", _sqs_event([key]))
-            if outcome.get("batchItemFailures"):
+        while records := self.poller.receive():
+            outcome = self._invoke(totals, "WebhookProcessorFunction", {"Records": records})
+            failures = outcome.get("batchItemFailures") or []
+            if failures:
                 raise RuntimeError(f"webhook processing failed: {outcome}")
+            self.poller.done(records, failures)
 
     def payments(self, count: int) -> dict[str, Any]:
         self.instruments.measure_capacity = True
@@ -163,6 +166,7 @@ class Flows:
         stream = bench.stream_events(count)  # publisher inputs (PENDING -> PAID), prepared apart
         for n in range(count):
             bench.control.clear_webhooks()
+            self.poller.drain()
             self.instruments.reset()
             size = bench.log_file.stat().st_size if bench.log_file.exists() else 0
             with stdout_to(bench.log_file):
@@ -234,6 +238,7 @@ class Flows:
         )
         for n, subscription in enumerate(subscriptions):
             bench.control.clear_webhooks()
+            self.poller.drain()
             self.instruments.reset()
             size = bench.log_file.stat().st_size if bench.log_file.exists() else 0
             with stdout_to(bench.log_file):

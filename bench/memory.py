@@ -19,42 +19,17 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from bench.backends import ROOT, checkout_body, checkout_event, http_event
+from bench.backends import ROOT, QueuePoller, checkout_body, checkout_event, http_event
 from bench.lambda_env import LambdaTree
 from bench.warm import WarmBench
 
 CHILD = Path(__file__).with_name("memory_child.py")
 
 
-def _sqs_event(keys: list[str]) -> dict[str, Any]:
-    return {
-        "Records": [
-            {
-                "messageId": str(uuid.uuid4()),
-                "receiptHandle": "bench",
-                "body": json.dumps({"dedupeKey": key}),
-                "attributes": {"ApproximateReceiveCount": "1"},
-                "messageAttributes": {},
-                "md5OfBody": "",
-                "eventSource": "aws:sqs",
-                "eventSourceARN": "arn:aws:sqs:ap-northeast-2:123456789012:bench",
-                "awsRegion": "ap-northeast-2",
-            }
-            for key in keys
-        ]
-    }
-
-
 def events(bench: WarmBench, count: int) -> dict[str, list[dict[str, Any]]]:
     """Inputs for each function (prepared through the in-process handlers, not measured)."""
-    from steppay.webhooks import dedupe_key_for
-
     verify_codes = bench.paid_orders(count, via_handler=True)
     hooks = bench.webhooks(count)
-    keys = []
-    for raw, _ in hooks:
-        body = json.loads(raw)
-        keys.append(dedupe_key_for("v2", body["event"], body, raw))
     stream = bench.stream_events(count)
     entitlement_events = []
     for sample in sorted((ROOT / "events" / "entitlements").glob("*.json")):
@@ -74,8 +49,8 @@ def events(bench: WarmBench, count: int) -> dict[str, list[dict[str, Any]]]:
         "WebhookIntakeFunction": [
             http_event("POST", "/webhooks/steppay", body=raw, headers=headers) for raw, headers in hooks
         ],
-        # After the intake (the order of `run` below): the webhooks it stored, one per message.
-        "WebhookProcessorFunction": [_sqs_event([key]) for key in keys],
+        # Filled by `run` after the intake's process: what that process queued, one per event.
+        "WebhookProcessorFunction": [],
         "PublisherFunction": stream,
         "ReconciliationFunction": [{"windowMinutes": 2} for _ in range(3)],
         "EntitlementSubscriberFunction": entitlement_events,
@@ -85,8 +60,14 @@ def events(bench: WarmBench, count: int) -> dict[str, list[dict[str, Any]]]:
 def run(bench: WarmBench, tree: LambdaTree, count: int = 30) -> dict[str, Any]:
     inputs = events(bench, count)
     sandbox = bench.sandbox_connections
+    poller = QueuePoller(bench.backends)
     results: dict[str, Any] = {}
     for logical_id, function_events in inputs.items():
+        if logical_id == "WebhookIntakeFunction":
+            poller.drain()
+        if logical_id == "WebhookProcessorFunction":
+            # The messages the intake's process just queued, handed over one per invocation.
+            function_events = [{"Records": records} for records in iter(lambda: poller.receive(1), [])]
         module = bench.backends.handlers[logical_id]
         env = dict(bench.backends.environments[logical_id])
         env.pop("PYTHONPATH", None)

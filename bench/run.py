@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import platform
 import shutil
 import sys
@@ -74,20 +75,22 @@ def main(argv: list[str] | None = None) -> int:
         "--process-invocations", type=int, default=100, help="invocations per fresh function process (100)"
     )
     parser.add_argument("--skip", default="", help="comma-separated phases to skip: cold,api")
+    parser.add_argument(
+        "--cost-only",
+        action="store_true",
+        help="`make bench-cost`: the counted flows and the priced table only (no timing phases)",
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.cold_samples, args.iterations, args.flows, args.process_invocations = 3, 50, 5, 10
     skip = set(filter(None, args.skip.split(",")))
+    if args.cost_only:
+        return cost_only(args)
     OUT.mkdir(exist_ok=True)
     started = dt.datetime.now(dt.UTC)
     results: dict[str, Any] = {
         "started": started.isoformat(timespec="seconds"),
-        "machine": {
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-            "cpus": __import__("os").cpu_count(),
-            "load_average_at_start": list(__import__("os").getloadavg()),
-        },
+        "machine": _machine(),
         "settings": vars(args),
     }
 
@@ -172,6 +175,50 @@ def main(argv: list[str] | None = None) -> int:
     (OUT / "summary.md").write_text(summary + "\n", encoding="utf-8")
     print(summary)
     log(f"\nwritten: {path.relative_to(ROOT)}, bench-results/latest.json, bench-results/summary.md")
+    return 0
+
+
+def _machine() -> dict[str, Any]:
+    return {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "load_average_at_start": list(os.getloadavg()),
+    }
+
+
+def cost_only(args: argparse.Namespace) -> int:
+    """The counted flows (payments, renewals), one reconciliation run and the priced table."""
+    from bench import backends as backends_module
+    from bench import flows, warm
+
+    OUT.mkdir(exist_ok=True)
+    started = dt.datetime.now(dt.UTC)
+    results: dict[str, Any] = {"started": started.isoformat(timespec="seconds"), "machine": _machine()}
+    results["settings"] = vars(args)
+    instruments = backends_module.install_instruments()  # before any boto3 client exists
+    log("== backends: DynamoDB Local, moto, StepPay sandbox")
+    backends = backends_module.start_backends()
+    try:
+        bench = warm.WarmBench(backends, instruments, OUT, progress=log)
+        counter = flows.Flows(bench)
+        phase(results, "flow_payment", lambda: counter.payments(args.flows))
+        phase(results, "flow_renewal", lambda: counter.renewals(args.flows))
+        results["other_functions"] = {"reconciliation": bench.reconciliation_durations()}
+        results["item_sizes"] = flows.item_sizes(
+            [backends.table, backends.infra.table_names["EntitlementsTable"]]
+        )
+        results["memory_sizes"] = dict(backends.memory_sizes)
+    finally:
+        backends.stop()
+    results["cost"] = costs(results)
+    results["finished"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    path = OUT / "cost.json"
+    path.write_text(json.dumps(results, indent=2, default=str) + "\n", encoding="utf-8")
+    summary = render(results)
+    (OUT / "cost.md").write_text(summary + "\n", encoding="utf-8")
+    print(summary)
+    log(f"\nwritten: {path.relative_to(ROOT)}, bench-results/cost.md")
     return 0
 
 

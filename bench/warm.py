@@ -578,39 +578,27 @@ class WarmBench:
 
     def extra_durations(self, count: int) -> dict[str, Any]:
         """Per-invocation durations of the non-HTTP functions (for the cost model)."""
-        from steppay.webhooks import dedupe_key_for
+        from bench.backends import QueuePoller
 
         out: dict[str, Any] = {}
-        # The webhook processor: one SQS record per invocation (the low-traffic case).
-        bodies = self.webhook_bodies_used[:count]
+        # The webhook processor: what the warm intake runs queued, one message per invocation
+        # (the low-traffic case), received and deleted as Lambda's SQS poller does.
+        poller = QueuePoller(self.backends)
         series, self_io = Series(), EndpointResult()
+        handled = 0
         self.instruments.reset()
         with stdout_to(self.log_file):
-            for raw, _ in bodies:
-                body = json.loads(raw)
-                key = dedupe_key_for("v2", body["event"], body, raw)
-                event = {
-                    "Records": [
-                        {
-                            "messageId": str(uuid.uuid4()),
-                            "receiptHandle": "bench",
-                            "body": json.dumps({"dedupeKey": key}),
-                            "attributes": {"ApproximateReceiveCount": "1"},
-                            "messageAttributes": {},
-                            "md5OfBody": "",
-                            "eventSource": "aws:sqs",
-                            "eventSourceARN": "arn:aws:sqs:ap-northeast-2:123456789012:bench",
-                            "awsRegion": "ap-northeast-2",
-                        }
-                    ]
-                }
+            while handled < count and (records := poller.receive(1)):
                 response, wall, cpu = timed(
-                    functools.partial(self.handlers.invoke, "WebhookProcessorFunction", event)
+                    functools.partial(self.handlers.invoke, "WebhookProcessorFunction", {"Records": records})
                 )
-                if response.get("batchItemFailures"):
+                failures = response.get("batchItemFailures") or []
+                if failures:
                     raise RuntimeError(f"webhook processing failed: {response}")
+                poller.done(records, failures)
                 series.add(wall, cpu)
-        self._io(self_io, len(bodies))
+                handled += 1
+        self._io(self_io, max(1, handled))
         out["webhook_processor"] = {**series.summary(), "io_per_call": self_io.io_per_call}
 
         # The publisher: one stream record (PENDING -> PAID) per invocation.
@@ -628,7 +616,11 @@ class WarmBench:
         self._io(self_io, len(records))
         out["publisher"] = {**series.summary(), "io_per_call": self_io.io_per_call}
 
-        # Reconciliation: one run over the last two minutes (the orders just above, all recorded).
+        out["reconciliation"] = self.reconciliation_durations()
+        return out
+
+    def reconciliation_durations(self) -> dict[str, Any]:
+        """One reconciliation run over the last two minutes (the orders just paid, all recorded)."""
         self.instruments.reset()
         with stdout_to(self.log_file):
             report, wall, cpu = timed(
@@ -636,7 +628,7 @@ class WarmBench:
             )
         snapshot = self.instruments.snapshot()
         paid = max(1, int(report["paid_seen"]))
-        out["reconciliation"] = {
+        return {
             "orders_seen": report["orders_seen"],
             "paid_seen": report["paid_seen"],
             "fixed": report["fixed"],
@@ -652,4 +644,3 @@ class WarmBench:
                 }.items()
             },
         }
-        return out

@@ -154,3 +154,21 @@ def test_reported_capacity_counts_every_write_of_a_registration_and_its_payment(
     assert q["sqs_requests"] == 2 * cost.SQS_REQUESTS_PER_MESSAGE  # messages sent, not webhooks
     assert q["steppay_calls"] == 4
     assert q["stream_records"] == 5
+
+
+def test_counted_sqs_calls_are_priced_as_counted() -> None:
+    # Two messages sent, handed to the processor in one batch: one receive, one batch delete.
+    flow = {
+        "invocations": {"A": 1.0},
+        "mean_wall_ms": {"A": 10.0},
+        "mean_cpu_ms": {"A": 0.0},
+        "calls_per_invocation": {},
+        "calls": {"sqs.SendMessage": 2.0, "sqs.ReceiveMessage": 1.0, "sqs.DeleteMessageBatch": 1.0},
+        "dynamodb": {},
+        "http_api_requests": 2.0,
+        "webhooks": 2.0,
+        "events_published": 1.0,
+        "log_bytes": 0.0,
+    }
+    q = cost.flow_cost(flow, {"A": 1024}, {}, None, reconciliation_passes=0)["quantities_per_flow"]
+    assert q["sqs_requests"] == 4
