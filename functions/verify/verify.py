@@ -39,6 +39,7 @@ RESULT_FOR_VERDICT = {
     Verdict.FAILED: "failed",
     Verdict.CANCELED: "failed",
     Verdict.MISMATCH: "failed",
+    Verdict.NEEDS_REVIEW: "pending",  # StepPay said something new: nobody can tell the shopper yet
 }
 
 

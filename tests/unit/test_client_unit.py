@@ -583,9 +583,15 @@ def test_an_unreadable_success_is_unavailable(body: bytes, stub: StubStepPay, cl
 
 
 def test_a_wrong_shape_is_unavailable(stub: StubStepPay, client: StepPayClient) -> None:
-    stub.on("GET", f"/api/v1/orders/{CODE}", Reply(200, {**ORDER, "type": "NEW_ORDER_TYPE"}))
+    stub.on("GET", f"/api/v1/orders/{CODE}", Reply(200, {**ORDER, "type": None}))
     with pytest.raises(StepPayMalformedResponse):
         client.get_order(CODE)
+
+
+def test_a_value_steppay_adds_later_is_an_answer(stub: StubStepPay, client: StepPayClient) -> None:
+    # Judged NEEDS_REVIEW by the rules (tests/unit/test_needs_review.py), never a 503 or a retry loop.
+    stub.on("GET", f"/api/v1/orders/{CODE}", Reply(200, {**ORDER, "type": "NEW_ORDER_TYPE"}))
+    assert client.get_order(CODE).unknown_values == ("order type 'NEW_ORDER_TYPE'",)
 
 
 def test_redirects_are_not_followed(stub: StubStepPay, client: StepPayClient) -> None:
@@ -773,7 +779,7 @@ def test_the_token_never_appears_in_reprs_errors_or_logs(
     c = StepPayClient(stub.url, SecretStr(TOKEN))  # default hook: a debug log line per call
     with pytest.raises(StepPayAuthFailed) as caught:
         c.get_order(CODE)
-    stub.on("GET", "/api/v1/orders/1001", Reply(200, {**ORDER, "type": "NEW_TYPE"}))
+    stub.on("GET", "/api/v1/orders/1001", Reply(200, {**ORDER, "type": None}))
     with pytest.raises(StepPayMalformedResponse) as malformed:
         c.get_order(1001)
     out = capsys.readouterr()

@@ -56,10 +56,13 @@ ORDER_TYPE = {OrderKind.FIRST: "ONE_TIME", OrderKind.RENEWAL: "RECURRING"}
 
 def steppay_order(verdict: Verdict, kind: OrderKind) -> OrderDetail:
     """StepPay's answer that gives `verdict` for the registration above."""
-    paid = verdict in (Verdict.PAID, Verdict.MISMATCH, Verdict.CANCELED)
-    status = {Verdict.PAID: "PAID", Verdict.MISMATCH: "PAID", Verdict.CANCELED: "CANCELLATION_REFUNDED"}.get(
-        verdict, "PAYMENT_FAILURE"
-    )
+    paid = verdict in (Verdict.PAID, Verdict.MISMATCH, Verdict.CANCELED, Verdict.NEEDS_REVIEW)
+    status = {
+        Verdict.PAID: "PAID",
+        Verdict.MISMATCH: "PAID",
+        Verdict.CANCELED: "CANCELLATION_REFUNDED",
+        Verdict.NEEDS_REVIEW: "A_STATUS_STEPPAY_ADDS_LATER",
+    }.get(verdict, "PAYMENT_FAILURE")
     data: dict[str, Any] = {
         "orderId": 501,
         "orderCode": CODE,
@@ -151,7 +154,7 @@ def test_each_allowed_move_is_recorded_once_with_its_event(
 
 DISALLOWED = [
     (verdict, kind, before)
-    for verdict in (Verdict.PAID, Verdict.MISMATCH, Verdict.FAILED, Verdict.CANCELED)
+    for verdict in (Verdict.PAID, Verdict.MISMATCH, Verdict.FAILED, Verdict.CANCELED, Verdict.NEEDS_REVIEW)
     for kind in OrderKind
     for before in (None, *PaymentState)
     if ((row := transition_for(verdict, kind)) is None or not row.allows(before))
@@ -183,9 +186,13 @@ def test_the_disallowed_cases_include_the_ones_that_matter() -> None:
     assert (Verdict.CANCELED, OrderKind.RENEWAL, None) in DISALLOWED
     assert (Verdict.MISMATCH, OrderKind.FIRST, PaymentState.PAID) in DISALLOWED
     assert (Verdict.PAID, OrderKind.RENEWAL, PaymentState.MISMATCH) in DISALLOWED
+    # A mismatch stays a mismatch (a person decides), whatever StepPay adds later.
+    assert (Verdict.NEEDS_REVIEW, OrderKind.FIRST, PaymentState.MISMATCH) in DISALLOWED
 
 
-@pytest.mark.parametrize("verdict", [Verdict.PAID, Verdict.MISMATCH, Verdict.FAILED, Verdict.CANCELED])
+@pytest.mark.parametrize(
+    "verdict", [Verdict.PAID, Verdict.MISMATCH, Verdict.FAILED, Verdict.CANCELED, Verdict.NEEDS_REVIEW]
+)
 def test_an_order_without_a_registration_is_never_recorded(verdict: Verdict) -> None:
     flows, store = flows_for(None, verdict, OrderKind.FIRST)
     confirmation = flows.confirm_order(CODE, via=VerifiedVia.RECONCILIATION)

@@ -163,7 +163,7 @@ class CheckoutView(ApiModel):
     merchant_ref: str
     order_code: str
     order_id: int | None
-    state: str  # PENDING, PAID, MISMATCH, FAILED, CANCELED
+    state: str  # a steppay.transitions.PaymentState: PENDING, PAID, MISMATCH, FAILED, CANCELED, NEEDS_REVIEW
     pay_url: str | None
     customer: CustomerView
     items: list[RegisteredItemView]
@@ -177,6 +177,7 @@ class CheckoutView(ApiModel):
     payment_method: str | None
     subscription_ids: list[int]
     mismatches: list[str]
+    unknown_values: list[str] = []  # NEEDS_REVIEW: what StepPay said that the bundle does not know
     returned_amount: Decimal | None
     canceled_at: datetime | None
 

@@ -24,6 +24,7 @@ from steppay.settings import get_settings
 from steppay.transitions import (
     PAYMENT_CANCELED,
     PAYMENT_MISMATCH,
+    PAYMENT_NEEDS_REVIEW,
     PAYMENT_VERIFIED,
     RENEWAL_PAYMENT_FAILED,
     RENEWAL_PAYMENT_VERIFIED,
@@ -37,6 +38,7 @@ SUBSCRIPTION_STATUS_CHANGED = "Subscription Status Changed"
 DETAIL_TYPES = (
     PAYMENT_VERIFIED,
     PAYMENT_MISMATCH,
+    PAYMENT_NEEDS_REVIEW,
     RENEWAL_PAYMENT_VERIFIED,
     RENEWAL_PAYMENT_FAILED,
     PAYMENT_CANCELED,
@@ -166,6 +168,15 @@ def payment_mismatch_detail(record: PaymentRecord) -> dict[str, Any]:
     }
 
 
+def payment_needs_review_detail(record: PaymentRecord) -> dict[str, Any]:
+    """`Payment Needs Review` (events/schemas/payment-needs-review.json): StepPay said something new."""
+    return {
+        **payment_verified_detail(record),
+        "eventId": event_id_for(record.order_code, "payment-needs-review"),
+        "unknownValues": list(record.unknown_values),
+    }
+
+
 def subscription_changed_detail(old: SubscriptionRecord | None, new: SubscriptionRecord) -> dict[str, Any]:
     """`Subscription Status Changed` (events/schemas/subscription-status-changed.json)."""
     observed = new.observed_at.isoformat()
@@ -191,6 +202,7 @@ DETAILS: dict[str, Callable[[PaymentRecord], dict[str, Any]]] = {
     RENEWAL_PAYMENT_FAILED: renewal_failed_detail,
     PAYMENT_CANCELED: payment_canceled_detail,
     PAYMENT_MISMATCH: payment_mismatch_detail,
+    PAYMENT_NEEDS_REVIEW: payment_needs_review_detail,
 }
 
 

@@ -5,9 +5,12 @@ Rules the models follow:
 * Tolerant of what StepPay adds: unknown fields are kept (`extra="allow"`), optional fields may
   be missing, and enum-like fields we do not decide with (payment gateway, payment method, item
   type, ...) are plain `str` so that a new value never breaks parsing.
-* Strict on what we decide with: order id (int, never a string or bool), order code (str), order
-  type (`OrderType`), item status (`OrderItemStatus`), currency (ISO 4217 letters), money and
-  `paymentDate`.
+* Strict on what we decide with: order id (int, never a string or bool), order code (str),
+  currency (ISO 4217 letters), money and `paymentDate`. Order type (`OrderType`) and item status
+  (`OrderItemStatus`) are decided with too, but StepPay may add values: a value we do not know is
+  kept as text (never guessed at) and `OrderDetail.unknown_values` names it, so that the rules
+  judge the order NEEDS_REVIEW instead of failing the parse (a lookup would answer 503 and a
+  webhook would loop until the dead-letter queue).
 * Money is `Decimal` and never passes through `float`: a float input is refused, so JSON must be
   parsed with `parse_json` (`json.loads(..., parse_float=Decimal)`), as the client does.
   (pydantic's own `model_validate_json` reads JSON numbers as floats and would be refused.)
@@ -233,6 +236,10 @@ class WebhookPaymentStatus(StrEnum):
 LenientSubscriptionStatus = Annotated[SubscriptionStatus | str, Field(union_mode="left_to_right")]
 LenientPaymentStatus = Annotated[WebhookPaymentStatus | str, Field(union_mode="left_to_right")]
 LenientOrderType = Annotated[OrderType | str, Field(union_mode="left_to_right")]
+# Decided with, but open to values StepPay adds later (see the module docstring): known values
+# become the enum, others stay non-empty text that `OrderDetail.unknown_values` reports.
+DecidedOrderType = Annotated[OrderType | NonEmptyStr, Field(union_mode="left_to_right")]
+DecidedItemStatus = Annotated[OrderItemStatus | NonEmptyStr, Field(union_mode="left_to_right")]
 
 
 # -- base ---------------------------------------------------------------------------------
@@ -319,7 +326,7 @@ class OrderItem(StepPayModel):
     id: int | None = None
     code: str | None = None
     order_item_code: str | None = None
-    status: OrderItemStatus
+    status: DecidedItemStatus
     currency: Currency
     paid_amount: Money | None = None
     quantity: int | None = None
@@ -390,7 +397,7 @@ class OrderDetail(StepPayModel):
 
     order_id: PositiveId
     order_code: NonEmptyStr
-    type: OrderType
+    type: DecidedOrderType
     paid_amount: Money
     returned_amount: Money | None = None
     left_amount: Money | None = None
@@ -428,8 +435,15 @@ class OrderDetail(StepPayModel):
         return next(iter(found)) if len(found) == 1 else None
 
     @property
-    def item_statuses(self) -> tuple[OrderItemStatus, ...]:
+    def item_statuses(self) -> tuple[OrderItemStatus | str, ...]:
         return tuple(item.status for item in self.items)
+
+    @property
+    def unknown_values(self) -> tuple[str, ...]:
+        """The values we decide with that this bundle does not know (StepPay added them later)."""
+        found = [] if isinstance(self.type, OrderType) else [f"order type {self.type!r}"]
+        found += [f"item status {s!r}" for s in self.item_statuses if not isinstance(s, OrderItemStatus)]
+        return tuple(found)
 
 
 class CancelResult(StepPayModel):

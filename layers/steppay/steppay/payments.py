@@ -178,6 +178,7 @@ def checkout_view(checkout: CheckoutRecord, record: PaymentRecord | None) -> Che
         payment_method=record.payment_method if record is not None else None,
         subscription_ids=list(record.subscription_ids) if record is not None else [],
         mismatches=list(record.mismatches) if record is not None else [],
+        unknown_values=list(record.unknown_values) if record is not None else [],
         returned_amount=record.returned_amount if record is not None else None,
         canceled_at=record.canceled_at if record is not None else None,
     )
@@ -545,7 +546,8 @@ class PaymentFlows:
     ) -> tuple[PaymentRecord | None, bool]:
         """Record the state change a verdict stands for, once; returns (stored record, newly)."""
         record, newly = self._record_verdict(order, result, known, registration, via)
-        if newly and record is not None and record.state in (PaymentState.PAID, PaymentState.MISMATCH):
+        settled = (PaymentState.PAID, PaymentState.MISMATCH, PaymentState.NEEDS_REVIEW)
+        if newly and record is not None and record.state in settled:
             if order.type is not OrderType.RECURRING:
                 self._store.keep_checkout(registration.checkout_id)  # settled: no longer expires
         return record, newly
@@ -589,6 +591,13 @@ class PaymentFlows:
                 extra={"order_code": order.order_code, "mismatches": mismatches},
             )
             return record.model_copy(update={"state": state, "mismatches": mismatches})
+        if state is PaymentState.NEEDS_REVIEW:
+            unknown = list(result.evidence.unknown_values)
+            logger.error(
+                "StepPay answered with values this bundle does not know; the order needs review",
+                extra={"order_code": order.order_code, "unknown_values": unknown},
+            )
+            return record.model_copy(update={"state": state, "unknown_values": unknown})
         if state is PaymentState.FAILED:
             return record.model_copy(
                 update={

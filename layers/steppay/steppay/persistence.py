@@ -140,6 +140,7 @@ class PaymentRecord(BaseModel):
     registration: Registration | None = None
     charged_items: list[ChargedItem] = Field(default_factory=list)
     mismatches: list[str] = Field(default_factory=list)  # what disagreed (MISMATCH only)
+    unknown_values: list[str] = Field(default_factory=list)  # what StepPay said we don't know (NEEDS_REVIEW)
 
     @property
     def is_paid(self) -> bool:

@@ -29,6 +29,7 @@ class PaymentState(StrEnum):
     MISMATCH = "MISMATCH"  # StepPay took money, but not for what was registered: a person must look
     FAILED = "FAILED"  # StepPay confirmed that the charge failed (renewals)
     CANCELED = "CANCELED"  # a recorded payment was refunded or cancelled at StepPay
+    NEEDS_REVIEW = "NEEDS_REVIEW"  # StepPay answered with a value we do not know: a person must look
 
 
 class OrderKind(StrEnum):
@@ -49,6 +50,7 @@ RENEWAL_PAYMENT_VERIFIED = "Renewal Payment Verified"
 RENEWAL_PAYMENT_FAILED = "Renewal Payment Failed"
 PAYMENT_CANCELED = "Payment Canceled"
 PAYMENT_MISMATCH = "Payment Mismatch"
+PAYMENT_NEEDS_REVIEW = "Payment Needs Review"
 
 BOTH = (OrderKind.FIRST, OrderKind.RENEWAL)
 
@@ -83,15 +85,16 @@ TRANSITIONS: tuple[Transition, ...] = (
     Transition(
         Verdict.PAID,
         PaymentState.PAID,
-        (PaymentState.PENDING, PaymentState.FAILED),
+        (PaymentState.PENDING, PaymentState.FAILED, PaymentState.NEEDS_REVIEW),
         True,
         {OrderKind.FIRST: PAYMENT_VERIFIED, OrderKind.RENEWAL: RENEWAL_PAYMENT_VERIFIED},
-        "StepPay reports the payment, for what was registered (a failed renewal may be paid later)",
+        "StepPay reports the payment, for what was registered (a failed renewal may be paid later; "
+        "an order under review is, once StepPay's answer is one we know)",
     ),
     Transition(
         Verdict.MISMATCH,
         PaymentState.MISMATCH,
-        (PaymentState.PENDING, PaymentState.FAILED),
+        (PaymentState.PENDING, PaymentState.FAILED, PaymentState.NEEDS_REVIEW),
         True,
         dict.fromkeys(BOTH, PAYMENT_MISMATCH),
         "StepPay took money for something else than was registered; it stays there (a person decides)",
@@ -99,7 +102,7 @@ TRANSITIONS: tuple[Transition, ...] = (
     Transition(
         Verdict.FAILED,
         PaymentState.FAILED,
-        (PaymentState.PENDING,),
+        (PaymentState.PENDING, PaymentState.NEEDS_REVIEW),
         True,
         {OrderKind.RENEWAL: RENEWAL_PAYMENT_FAILED},
         "StepPay could not charge a renewal (a failed first payment records nothing: the shopper retries)",
@@ -107,10 +110,19 @@ TRANSITIONS: tuple[Transition, ...] = (
     Transition(
         Verdict.CANCELED,
         PaymentState.CANCELED,
-        (PaymentState.PAID,),
+        (PaymentState.PAID, PaymentState.NEEDS_REVIEW),
         False,
         dict.fromkeys(BOTH, PAYMENT_CANCELED),
         "a recorded payment was refunded or cancelled at StepPay; it never becomes PAID again",
+    ),
+    Transition(
+        Verdict.NEEDS_REVIEW,
+        PaymentState.NEEDS_REVIEW,
+        (PaymentState.PENDING, PaymentState.FAILED, PaymentState.PAID),
+        True,
+        dict.fromkeys(BOTH, PAYMENT_NEEDS_REVIEW),
+        "StepPay answered with an order type or item status this bundle does not know: never paid, "
+        "never retried in a loop; a paid order too (a new value may hide a refund); alarmed",
     ),
 )
 
@@ -160,6 +172,7 @@ def render_markdown() -> str:
 __all__ = [
     "PAYMENT_CANCELED",
     "PAYMENT_MISMATCH",
+    "PAYMENT_NEEDS_REVIEW",
     "PAYMENT_VERIFIED",
     "RENEWAL_ORDER_TYPE",
     "RENEWAL_PAYMENT_FAILED",

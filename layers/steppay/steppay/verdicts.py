@@ -15,3 +15,6 @@ class Verdict(StrEnum):
     FAILED = "FAILED"
     CANCELED = "CANCELED"
     MISMATCH = "MISMATCH"
+    # StepPay's answer carries a value we decide with that this bundle does not know (a new item
+    # status or order type): never paid, never retried in a loop; recorded for a person to look.
+    NEEDS_REVIEW = "NEEDS_REVIEW"

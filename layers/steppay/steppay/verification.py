@@ -9,15 +9,18 @@ the order is StepPay's answer. Verdicts, decided in this order (first match wins
    quantity outside the registered `[quantity, maxQuantity]`, another currency, or a charged
    amount other than StepPay's own total for those lines (and than `expectedAmount`, when the
    merchant gave one). A mismatched order never counts as paid, whatever else it says.
-2. CANCELED: any refund (`returnedAmount > 0`) or any item in a cancelled or refund state.
+2. NEEDS_REVIEW: StepPay's answer carries an order type or item status this bundle does not
+   know (StepPay added it later). It is never read as paid, never guessed at and never retried
+   in a loop: the order is recorded as NEEDS_REVIEW, announced and alarmed, for a person to look.
+3. CANCELED: any refund (`returnedAmount > 0`) or any item in a cancelled or refund state.
    A refunded order is not paid any more, even with a `paymentDate`.
-3. PAID: StepPay's `paymentDate` is set (the guide's rule) and nothing contradicts it: no item
+4. PAID: StepPay's `paymentDate` is set (the guide's rule) and nothing contradicts it: no item
    failed (`PAYMENT_FAILURE`) or is still waiting for a deposit (`DEPOSIT_WAITING`: a virtual
    account issued, not paid). Items in delivery, exchange, return-request or finished states
    are paid orders going on with their life.
-4. FAILED: no `paymentDate`, and a failure is reported (an item in `PAYMENT_FAILURE`, or the
+5. FAILED: no `paymentDate`, and a failure is reported (an item in `PAYMENT_FAILURE`, or the
    payment's `errorCode` / `errorMessage`).
-5. NOT_PAID: anything else (not paid yet; also a `paymentDate` that items contradict, which is
+6. NOT_PAID: anything else (not paid yet; also a `paymentDate` that items contradict, which is
    looked at again later rather than trusted).
 """
 
@@ -83,7 +86,7 @@ class VerificationEvidence(BaseModel):
 
     order_code: str
     order_id: int
-    order_type: OrderType
+    order_type: OrderType | str
     paid_amount: Decimal
     returned_amount: Decimal | None
     currency: str | None  # the items' single currency; None when absent or mixed
@@ -101,6 +104,8 @@ class VerificationEvidence(BaseModel):
     reasons: tuple[str, ...]
     # What a paid order disagrees with its registration on (recorded as MISMATCH).
     registration_mismatches: tuple[str, ...] = ()
+    # Values we decide with that this bundle does not know (recorded as NEEDS_REVIEW).
+    unknown_values: tuple[str, ...] = ()
 
 
 class VerificationResult(BaseModel):
@@ -209,9 +214,13 @@ def verify_payment(claim: PaymentClaim, order: OrderDetail) -> VerificationResul
     bound: list[str] = []
     if claim.registration is not None and order.payment_date is not None:
         bound = registration_mismatches(claim.registration, order, renewal=claim.renewal)
+    unknown = order.unknown_values
     if reasons or bound:
         verdict = Verdict.MISMATCH
         reasons += bound
+    elif unknown:
+        verdict = Verdict.NEEDS_REVIEW
+        reasons.append("StepPay reports values this bundle does not know: " + ", ".join(unknown))
     elif returned > 0 or any(status in CANCELED_ITEM_STATES for status in statuses):
         verdict = Verdict.CANCELED
         if returned > 0:
@@ -255,6 +264,7 @@ def verify_payment(claim: PaymentClaim, order: OrderDetail) -> VerificationResul
         expected_currency=claim.expected_currency,
         reasons=tuple(reasons),
         registration_mismatches=tuple(bound),
+        unknown_values=unknown,
     )
     return VerificationResult(verdict=verdict, evidence=evidence)
 
