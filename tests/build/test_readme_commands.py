@@ -1,6 +1,6 @@
-"""The README's commands work on a fresh clone: every `make` target it names exists, and every
-module it runs from this repository is given its PYTHONPATH (a fresh clone installs nothing
-into the virtualenv's path)."""
+"""The README's commands work on a fresh clone: every `make` target it names exists, and the
+repository's own packages are installed (editable, by scripts/bootstrap.sh) rather than reached
+through PYTHONPATH strings in the Makefile, the README or the docs."""
 
 from __future__ import annotations
 
@@ -22,9 +22,43 @@ def test_every_make_target_the_readme_names_exists() -> None:
     assert named <= declared, sorted(named - declared)
 
 
-def test_modules_from_this_repository_are_run_with_their_path() -> None:
-    lines = [line for line in README.splitlines() if re.search(r"python3? -m (\S+)", line)]
-    for line in lines:
-        module = re.search(r"python3? -m (\S+)", line).group(1)  # type: ignore[union-attr]
-        if module.startswith(LOCAL_MODULES):
-            assert "PYTHONPATH=" in line, f"README runs {module} without PYTHONPATH: {line.strip()}"
+PACKAGES = {  # import name -> the source directory its editable install must resolve to
+    "steppay": ROOT / "layers" / "steppay" / "steppay",
+    "steppay_local": ROOT / "local" / "steppay_local",
+    "steppay_sandbox": ROOT / "sandbox" / "steppay_sandbox",
+    "steppay_demo": ROOT / "demo" / "steppay_demo",
+    "steppay_merchant": ROOT / "merchant" / "steppay_merchant.py",
+}
+COMMANDS = ("steppay-local", "steppay-sandbox", "steppay-demo")
+
+
+def test_no_command_reaches_the_repository_through_pythonpath() -> None:
+    documents = [ROOT / "Makefile", ROOT / "README.md", ROOT / "CONTRIBUTING.md", *ROOT.glob("docs/*.md")]
+    documents += [ROOT / d / "README.md" for d in ("local", "demo", "sandbox")]
+    for document in documents:
+        for line in document.read_text(encoding="utf-8").splitlines():
+            assert not re.search(r"(PYTHONPATH|MYPYPATH)=\S", line), f"{document.name}: {line.strip()}"
+
+
+def test_the_packages_are_installed_from_this_repository() -> None:
+    # A fresh interpreter outside the repository, without pytest's `pythonpath`: only the
+    # virtualenv's own site-packages (the editable installs) can make these importable.
+    import json
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import importlib.util, json; "
+        f"print(json.dumps({{n: importlib.util.find_spec(n).origin for n in {sorted(PACKAGES)!r}}}))"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd="/", env=env, capture_output=True, text=True, timeout=60, check=True
+    )
+    origins = json.loads(result.stdout)
+    for name, source in PACKAGES.items():
+        found = Path(origins[name])
+        assert found == source or source in found.parents, f"{name} imports from {found}, not {source}"
+    for command in COMMANDS:
+        assert (ROOT / ".venv" / "bin" / command).exists(), f"{command} is not installed in .venv"
