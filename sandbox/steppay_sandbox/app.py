@@ -25,9 +25,10 @@ from steppay_sandbox import pages
 from steppay_sandbox.errors import ApiError, bad_request, error_body, not_found
 from steppay_sandbox.faults import FaultRegistry
 from steppay_sandbox.state import SandboxState
+from steppay_sandbox.timeutil import zone_name, zone_named
 from steppay_sandbox.validation import MAX_QUANTITY, parse_amount, parse_outcome, parse_quantity_choice
 from steppay_sandbox.views import JSON
-from steppay_sandbox.webhooks import Outgoing, WebhookDispatcher
+from steppay_sandbox.webhooks import Outgoing, UnknownDelivery, WebhookDispatcher
 
 log = logging.getLogger("steppay_sandbox")
 
@@ -116,6 +117,9 @@ def append_query(url: str, params: list[tuple[str, str]]) -> str:
 Handler = Callable[[Request, str], Response]
 
 
+MAX_CLOCK_ADVANCE = 366 * 24 * 3600  # one call moves the clock at most a year
+
+
 class SandboxApp:
     """The sandbox's behaviour over HTTP, independent of the server plumbing."""
 
@@ -153,11 +157,13 @@ class SandboxApp:
             ("GET", r"/_sandbox/health", self.health),
             ("POST", r"/_sandbox/orders/([^/]+)/complete", self.control_complete),
             ("POST", r"/_sandbox/orders/([^/]+)/refund", self.control_refund),
+            ("POST", r"/_sandbox/orders/([^/]+)/deposit", self.control_deposit),
             ("POST", r"/_sandbox/orders/([^/]+)/tamper", self.control_tamper),
             ("POST", r"/_sandbox/subscriptions/([^/]+)/renew", self.control_renew),
             ("POST", r"/_sandbox/subscriptions/([^/]+)/status", self.control_status),
             ("GET", r"/_sandbox/webhooks", self.control_webhooks),
             ("DELETE", r"/_sandbox/webhooks", self.control_clear_webhooks),
+            ("POST", r"/_sandbox/webhooks/([^/]+)/resend", self.control_resend_webhook),
             ("GET", r"/_sandbox/faults", self.control_list_faults),
             ("POST", r"/_sandbox/faults", self.control_add_fault),
             ("DELETE", r"/_sandbox/faults", self.control_clear_faults),
@@ -165,6 +171,8 @@ class SandboxApp:
             ("POST", r"/_sandbox/config", self.control_set_config),
             ("GET", r"/_sandbox/state", self.control_state),
             ("POST", r"/_sandbox/reset", self.control_reset),
+            ("GET", r"/_sandbox/clock", self.control_get_clock),
+            ("POST", r"/_sandbox/clock", self.control_advance_clock),
         ]
         for method, pattern, handler in api:
             self.routes.append((method, re.compile(f"^{pattern}$"), handler, True))
@@ -308,7 +316,7 @@ class SandboxApp:
         lang = form.get("lang", "")
         order = self._page_order(ref)
         action = form.get("action")
-        if action not in ("pay", "fail", "cancel"):
+        if action not in ("pay", "fail", "cancel", "standby"):
             return html_response(
                 400,
                 pages.result_page(
@@ -334,12 +342,13 @@ class SandboxApp:
                 )
             params = [("order_id", str(order.id)), ("order_code", order.code)]
             return Response(303, b"", {"Location": append_query(target, params)})
-        outcome = "success" if action == "pay" else "failure"
+        outcome = {"pay": "success", "standby": "standby"}.get(action, "failure")
         try:
-            quantity = self._form_quantity(form) if outcome == "success" else None
+            quantity = self._form_quantity(form) if outcome != "failure" else None
             with self.state.lock:
                 _, events = self.state.complete_order(order.code, outcome, quantity=quantity)
                 self._emit(events)
+                payment = order.payment
         except ApiError as exc:
             ko, en = pages.MESSAGES.get(
                 exc.error_code, ("결제할 수 없는 주문입니다", "This order cannot be paid")
@@ -347,6 +356,22 @@ class SandboxApp:
             return html_response(
                 exc.status,
                 pages.result_page(title_ko=ko, title_en=en, order_code=order.code, ok=False, lang=lang),
+            )
+        if outcome == "standby" and payment is not None:
+            # Not paid yet: the shopper is shown the account to deposit into (no redirect; what
+            # StepPay's own page does next is not documented).
+            return html_response(
+                200,
+                pages.virtual_account_page(
+                    order_code=order.code,
+                    amount=payment.amount,
+                    currency=order.currency,
+                    bank_name=payment.vbank_name or "",
+                    account_number=payment.vbank_account or "",
+                    holder=payment.vbank_holder or "",
+                    due=self.state.render.when(payment.vbank_due) or "",
+                    lang=lang,
+                ),
             )
         target = safe_redirect_url(form.get("successUrl" if outcome == "success" else "errorUrl"))
         if target is None:
@@ -391,7 +416,7 @@ class SandboxApp:
 
     def control_complete(self, request: Request, ref: str) -> Response:
         body = request.json(empty={})
-        outcome = parse_outcome(body)
+        outcome = parse_outcome(body, standby=True)
         error_code = body.get("errorCode") if isinstance(body.get("errorCode"), str) else None
         error_message = body.get("errorMessage") if isinstance(body.get("errorMessage"), str) else None
         quantity = parse_quantity_choice(body.get("quantity"))
@@ -399,6 +424,13 @@ class SandboxApp:
             order, events = self.state.complete_order(
                 ref, outcome, error_code=error_code, error_message=error_message, quantity=quantity
             )
+            self._emit(events)
+        return json_response(200, order)
+
+    def control_deposit(self, request: Request, ref: str) -> Response:
+        """The shopper deposits into the order's virtual account (issued by ``standby``)."""
+        with self.state.lock:
+            order, events = self.state.deposit_order(ref)
             self._emit(events)
         return json_response(200, order)
 
@@ -444,6 +476,20 @@ class SandboxApp:
         self.dispatcher.clear_log()
         return json_response(200, {"deliveries": []})
 
+    def control_resend_webhook(self, request: Request, ref: str) -> Response:
+        """Portal-style resend: the logged delivery's original signed request, sent once more."""
+        if not (ref.isascii() and ref.isdigit() and len(ref) <= 18):
+            raise not_found("No such webhook delivery.", "DELIVERY_NOT_FOUND")
+        try:
+            again = self.dispatcher.resend(int(ref))
+        except UnknownDelivery:
+            raise not_found("No such webhook delivery.", "DELIVERY_NOT_FOUND") from None
+        except ValueError:
+            raise ApiError(409, "NO_WEBHOOK_URL", "No webhook URL is configured to send it to.") from None
+        answer = {"deliveryId": again.id, "event": again.event, "url": again.url}
+        answer["attempt"] = again.attempt + 1
+        return json_response(202, answer)
+
     def control_list_faults(self, request: Request, _: str) -> Response:
         return json_response(200, {"faults": self.faults.describe()})
 
@@ -455,19 +501,30 @@ class SandboxApp:
         self.faults.clear()
         return json_response(200, {"faults": []})
 
+    def _config(self) -> JSON:
+        return {**self.dispatcher.settings.describe(), "timezone": zone_name(self.state.zone)}
+
     def control_get_config(self, request: Request, _: str) -> Response:
-        return json_response(200, self.dispatcher.settings.describe())
+        return json_response(200, self._config())
 
     def control_set_config(self, request: Request, _: str) -> Response:
         body = request.json()
         if not isinstance(body, dict):
             raise bad_request("The config is a JSON object.")
-        known = {"webhookKey", "webhookUrl", "webhookVersions", "webhookRetryDelaysMs", "webhookTimeoutMs"}
+        known = {
+            "webhookKey",
+            "webhookUrl",
+            "webhookVersions",
+            "webhookRetryDelaysMs",
+            "webhookTimeoutMs",
+            "timezone",
+        }
         unknown = set(body) - known
         if unknown:
             raise bad_request(f"Unknown settings: {', '.join(sorted(unknown))}.")
         changes: dict[str, Any] = {}
         try:
+            zone = zone_named(body["timezone"]) if "timezone" in body else None
             if "webhookKey" in body:
                 changes["key"] = body["webhookKey"]
             if "webhookUrl" in body:
@@ -486,7 +543,9 @@ class SandboxApp:
             self.dispatcher.configure(**changes)
         except (ValueError, ArithmeticError, TypeError) as exc:
             raise bad_request(f"Invalid settings: {exc}") from exc
-        return json_response(200, self.dispatcher.settings.describe())
+        if zone is not None:
+            self.state.zone = zone
+        return json_response(200, self._config())
 
     def control_state(self, request: Request, _: str) -> Response:
         with self.state.lock:
@@ -495,11 +554,30 @@ class SandboxApp:
         dump: JSON = {
             "orders": orders,
             "subscriptions": subs,
-            "config": self.dispatcher.settings.describe(),
+            "config": self._config(),
             "faults": self.faults.describe(),
             "webhooksPending": self.dispatcher.pending(),
         }
         return json_response(200, dump)
+
+    def _clock(self) -> JSON:
+        offset = self.state.clock_offset
+        return {"offsetSeconds": int(offset.total_seconds()), "now": self.state.clock().isoformat()}
+
+    def control_get_clock(self, request: Request, _: str) -> Response:
+        return json_response(200, self._clock())
+
+    def control_advance_clock(self, request: Request, _: str) -> Response:
+        """Test-only: move the sandbox's now forward (orders paid or refunded "later"); reset undoes it."""
+        body = request.json()
+        seconds = body.get("advanceSeconds") if isinstance(body, dict) else None
+        if not isinstance(body, dict) or set(body) != {"advanceSeconds"}:
+            raise bad_request("The body is {\"advanceSeconds\": <int>}.", field="advanceSeconds")
+        if isinstance(seconds, bool) or not isinstance(seconds, int) or not 0 <= seconds <= MAX_CLOCK_ADVANCE:
+            message = f"'advanceSeconds' must be a whole number from 0 to {MAX_CLOCK_ADVANCE}."
+            raise bad_request(message, field="advanceSeconds")
+        self.state.advance_clock(seconds)
+        return json_response(200, self._clock())
 
     def control_reset(self, request: Request, _: str) -> Response:
         self.state.reset()

@@ -20,6 +20,7 @@ DEFAULT_CATALOGUE = Path(__file__).with_name("catalogue.json")
 PRICE_TYPES = frozenset({"ONE_TIME", "FLAT", "UNIT_BASED", "USAGE_BASED", "VOLUME_BASED", "BUNDLE"})
 INTERVALS = frozenset({"DAY", "WEEK", "MONTH", "YEAR"})
 PRODUCT_TYPES = frozenset({"BOX", "SOFTWARE", "BUNDLE", "INVOICE", "DRAFT"})
+LINE_TYPES = frozenset({"TAX", "SHIPPING", "FEE", "DISCOUNT"})
 
 
 class CatalogueError(ValueError):
@@ -34,6 +35,20 @@ class Recurring:
 
 
 @dataclass(frozen=True)
+class PriceLine:
+    """A line StepPay adds to an order of this price (order item type TAX/SHIPPING/FEE/DISCOUNT).
+
+    ``rate_percent`` (TAX): that share of the SKU item's amount; otherwise ``amount`` once per
+    order. A DISCOUNT's amount is given positive and charged negative.
+    """
+
+    type: str
+    name: str
+    amount: int
+    rate_percent: int | None
+
+
+@dataclass(frozen=True)
 class Price:
     id: int
     code: str
@@ -43,6 +58,10 @@ class Price:
     plan_name: str
     recurring: Recurring | None
     product_code: str
+    # The spec's ``firstSalePrice``, read as its description says: the discount per unit on the
+    # first payment (a DISCOUNT line), renewals paying the full price. None: no first-sale price.
+    first_sale_price: int | None = None
+    lines: tuple[PriceLine, ...] = ()
 
     @property
     def is_recurring(self) -> bool:
@@ -59,6 +78,10 @@ class Product:
     description: str
     created_at: datetime
     prices: tuple[Price, ...]
+    # A free trial (``enabledDemo``, ``demoPeriod``, ``demoPeriodUnit``): a subscription's first
+    # payment is 0 won and the first renewal falls at the trial's end.
+    demo_period: int | None = None
+    demo_period_unit: str = "DAY"
 
     def price(self, code: str) -> Price | None:
         return next((p for p in self.prices if p.code == code), None)
@@ -129,6 +152,21 @@ def _price(raw: Mapping[str, Any], product_code: str) -> Price:
     amount = _int(raw, "price")
     if amount < 0:
         raise CatalogueError("prices are not negative")
+    first_sale = None
+    if raw.get("firstSalePrice") is not None:
+        first_sale = _int(raw, "firstSalePrice")
+        if not 0 < first_sale <= amount:
+            raise CatalogueError("firstSalePrice is a discount between 1 and the price")
+    lines = []
+    for line in raw.get("lines", []):
+        line_type = _str(line, "type")
+        if line_type not in LINE_TYPES:
+            raise CatalogueError(f"unknown line type {line_type!r}")
+        rate = _int(line, "ratePercent") if line.get("ratePercent") is not None else None
+        line_amount = _int(line, "amount") if rate is None else 0
+        if (rate is not None and not 0 < rate <= 100) or line_amount < 0:
+            raise CatalogueError("line amounts are not negative and rates are 1-100 percent")
+        lines.append(PriceLine(line_type, _str(line, "name", line_type), line_amount, rate))
     return Price(
         id=_int(raw, "id"),
         code=_str(raw, "code"),
@@ -138,6 +176,8 @@ def _price(raw: Mapping[str, Any], product_code: str) -> Price:
         plan_name=_str(raw, "planName", _str(raw, "code")),
         recurring=recurring,
         product_code=product_code,
+        first_sale_price=first_sale,
+        lines=tuple(lines),
     )
 
 
@@ -162,6 +202,10 @@ def parse_catalogue(raw: Mapping[str, Any]) -> Catalogue:
             product_type = _str(p, "type", "SOFTWARE")
             if product_type not in PRODUCT_TYPES:
                 raise CatalogueError(f"unknown product type {product_type!r}")
+            demo = _int(p, "demoPeriod") if p.get("demoPeriod") is not None else None
+            demo_unit = _str(p, "demoPeriodUnit", "DAY")
+            if (demo is not None and demo < 1) or demo_unit not in INTERVALS:
+                raise CatalogueError("demoPeriod is a positive count of DAY/WEEK/MONTH/YEAR")
             products.append(
                 Product(
                     id=_int(p, "id"),
@@ -172,6 +216,8 @@ def parse_catalogue(raw: Mapping[str, Any]) -> Catalogue:
                     description=str(p.get("description", "")),
                     created_at=parse_datetime(_str(p, "createdAt")),
                     prices=tuple(_price(price, code) for price in p.get("prices", [])),
+                    demo_period=demo,
+                    demo_period_unit=demo_unit,
                 )
             )
         catalogue = Catalogue(_str(raw, "vendorUuid"), customers, tuple(products))

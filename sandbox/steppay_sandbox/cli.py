@@ -1,23 +1,28 @@
 """``python -m steppay_sandbox`` (installed: ``steppay-sandbox``): run the sandbox, or drive one.
 
     python -m steppay_sandbox serve [--host --port --secret-token --webhook-key --webhook-url
-                                     --webhook-v1 --state-file --catalogue]
-    python -m steppay_sandbox [--url URL] complete ORDER_CODE [--outcome success|failure]
+                                     --webhook-v1 --webhook-retry-delays-ms --state-file --catalogue
+                                     --timezone UTC|Asia/Seoul]
+    python -m steppay_sandbox [--url URL] complete ORDER_CODE [--outcome success|failure|standby]
                                                [--quantity N | --quantity PRICE_CODE=N ...]
+    python -m steppay_sandbox deposit ORDER_CODE          # pay a virtual account (after standby)
     python -m steppay_sandbox tamper ORDER_CODE [--item I] [--min-quantity N] [--max-quantity N]
                                      [--price-code C] [--product-code C] [--customer-id N] [--body JSON]
     python -m steppay_sandbox renew SUB_ID [--outcome success|failure]
     python -m steppay_sandbox status SUB_ID STATUS
     python -m steppay_sandbox refund ORDER_CODE [--amount N]
     python -m steppay_sandbox webhooks [--event E] [--order-code C]
+    python -m steppay_sandbox resend DELIVERY_ID           # the original signed request, again
     python -m steppay_sandbox fault --path GLOB [--status N] [--latency-ms N] [--drop] [--count N]
     python -m steppay_sandbox fault --webhooks drop|delay [--delay-ms N] [--count N]
     python -m steppay_sandbox clear-faults | faults | state | reset | health
     python -m steppay_sandbox config [--webhook-url U] [--webhook-key K] [--webhook-versions v2,v1]
+                                     [--webhook-retry-delays-ms 500,2000] [--timezone UTC|Asia/Seoul]
 
 ``serve`` options fall back to ``SANDBOX_HOST``, ``SANDBOX_PORT``, ``SANDBOX_SECRET_TOKEN``,
 ``SANDBOX_WEBHOOK_KEY``, ``SANDBOX_WEBHOOK_URL``, ``SANDBOX_WEBHOOK_VERSIONS`` (``v2,v1``),
-``SANDBOX_STATE_FILE``, ``SANDBOX_CATALOGUE``; the control commands' ``--url`` to
+``SANDBOX_STATE_FILE``, ``SANDBOX_CATALOGUE``, ``SANDBOX_TIMEZONE``,
+``SANDBOX_WEBHOOK_RETRY_DELAYS_MS``; the control commands' ``--url`` to
 ``SANDBOX_URL`` (default ``http://127.0.0.1:8181``). Only the standard library is used.
 """
 
@@ -37,6 +42,7 @@ from urllib.parse import quote, urlencode, urlsplit
 
 from steppay_sandbox import __version__
 from steppay_sandbox.server import DEFAULT_HOST, DEFAULT_PORT, DEFAULT_SECRET_TOKEN, DEFAULT_WEBHOOK_KEY
+from steppay_sandbox.timeutil import DEFAULT_ZONE_NAME, ZONES
 
 DEFAULT_URL = f"http://{DEFAULT_HOST}:{DEFAULT_PORT}"
 
@@ -78,6 +84,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="comma-separated: v2, v1 or both",
     )
     serve.add_argument("--webhook-v1", action="store_true", help="also send the deprecated v1 webhooks")
+    serve.add_argument(
+        "--webhook-retry-delays-ms",
+        default=_env("SANDBOX_WEBHOOK_RETRY_DELAYS_MS", ""),
+        help="comma-separated delays before retrying a failed delivery (default: no retry, as StepPay)",
+    )
+    serve.add_argument(
+        "--timezone",
+        choices=tuple(ZONES),
+        default=_env("SANDBOX_TIMEZONE", DEFAULT_ZONE_NAME),
+        help="zone of the zone-less date-times written and read (StepPay's is unverified)",
+    )
     serve.add_argument("--state-file", default=_env("SANDBOX_STATE_FILE"))
     serve.add_argument("--catalogue", default=_env("SANDBOX_CATALOGUE"), help="catalogue JSON file")
     serve.add_argument("--public-url", default=_env("SANDBOX_PUBLIC_URL"), help="base URL used in pay links")
@@ -85,7 +102,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     complete = sub.add_parser("complete", help="pay (or fail) an order as the pay page would")
     complete.add_argument("order")
-    complete.add_argument("--outcome", choices=("success", "failure"), default="success")
+    complete.add_argument(
+        "--outcome",
+        choices=("success", "failure", "standby"),
+        default="success",
+        help="standby: issue a virtual account (VBANK), paid later by 'deposit'",
+    )
     complete.add_argument(
         "--quantity",
         action="append",
@@ -114,6 +136,9 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("subscription")
     status.add_argument("status")
 
+    deposit = sub.add_parser("deposit", help="deposit into an order's virtual account (pays it)")
+    deposit.add_argument("order")
+
     refund = sub.add_parser("refund", help="refund a paid order")
     refund.add_argument("order")
     refund.add_argument("--amount", type=int)
@@ -121,6 +146,9 @@ def build_parser() -> argparse.ArgumentParser:
     webhooks = sub.add_parser("webhooks", help="show the webhook delivery log")
     webhooks.add_argument("--event")
     webhooks.add_argument("--order-code")
+
+    resend = sub.add_parser("resend", help="send a logged webhook delivery's original request again")
+    resend.add_argument("delivery", help="the deliveryId from 'webhooks'")
 
     fault = sub.add_parser("fault", help="inject a fault")
     fault.add_argument("--path", help="glob of request paths, e.g. '/api/v1/orders/*'")
@@ -142,6 +170,8 @@ def build_parser() -> argparse.ArgumentParser:
     config.add_argument("--webhook-url")
     config.add_argument("--webhook-key")
     config.add_argument("--webhook-versions")
+    config.add_argument("--webhook-retry-delays-ms", help="e.g. 500,2000; an empty string turns retries off")
+    config.add_argument("--timezone", choices=tuple(ZONES))
     return parser
 
 
@@ -216,6 +246,11 @@ def _tamper_body(args: argparse.Namespace) -> Any:
     return body
 
 
+def _delays_ms(value: str) -> list[int]:
+    """``500,2000`` → ``[500, 2000]`` (milliseconds); ``""`` → no retries."""
+    return [_int_option(v.strip(), "--webhook-retry-delays-ms") for v in value.split(",") if v.strip()]
+
+
 class CliError(Exception):
     """A usage error in a control command's options (exit code 2)."""
 
@@ -241,6 +276,10 @@ def _control(args: argparse.Namespace) -> tuple[str, str, Any]:
             f"/_sandbox/subscriptions/{quote(args.subscription, safe='')}/status",
             {"status": args.status},
         )
+    if command == "deposit":
+        return "POST", f"/_sandbox/orders/{quote(args.order, safe='')}/deposit", {}
+    if command == "resend":
+        return "POST", f"/_sandbox/webhooks/{quote(args.delivery, safe='')}/resend", {}
     if command == "refund":
         body = {} if args.amount is None else {"amount": args.amount}
         return "POST", f"/_sandbox/orders/{quote(args.order, safe='')}/refund", body
@@ -283,6 +322,10 @@ def _control(args: argparse.Namespace) -> tuple[str, str, Any]:
             changes["webhookKey"] = args.webhook_key
         if args.webhook_versions is not None:
             changes["webhookVersions"] = _versions(args.webhook_versions)
+        if args.webhook_retry_delays_ms is not None:
+            changes["webhookRetryDelaysMs"] = _delays_ms(args.webhook_retry_delays_ms)
+        if args.timezone is not None:
+            changes["timezone"] = args.timezone
         return ("POST", "/_sandbox/config", changes) if changes else ("GET", "/_sandbox/config", None)
     raise SystemExit(f"unknown command {command!r}")
 
@@ -296,6 +339,11 @@ def serve(args: argparse.Namespace) -> int:
     versions = _versions(args.webhook_versions)
     if args.webhook_v1 and "v1" not in versions:
         versions.append("v1")
+    try:
+        retry_delays = [ms / 1000 for ms in _delays_ms(args.webhook_retry_delays_ms)]
+    except CliError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
     server = SandboxServer(
         host=args.host,
         port=args.port,
@@ -306,6 +354,8 @@ def serve(args: argparse.Namespace) -> int:
         state_file=args.state_file,
         catalogue_path=args.catalogue,
         public_url=args.public_url,
+        webhook_retry_delays=retry_delays,
+        timezone=args.timezone,
     )
 
     def _terminate(signum: int, frame: Any) -> None:
@@ -313,7 +363,11 @@ def serve(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, _terminate)
     server.start()
-    print(f"StepPay sandbox on {server.url} (webhooks: {args.webhook_url or 'not configured'})", flush=True)
+    print(
+        f"StepPay sandbox on {server.url} (webhooks: {args.webhook_url or 'not configured'}, "
+        f"date-times in {server.timezone})",
+        flush=True,
+    )
     try:
         server.serve_forever()
     except KeyboardInterrupt:

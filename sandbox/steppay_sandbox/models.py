@@ -15,11 +15,19 @@ from steppay_sandbox.timeutil import from_iso, to_iso
 
 # Item statuses used here (all from the spec's enum).
 CREATED = "CREATED"
+DEPOSIT_WAITING = "DEPOSIT_WAITING"
 PAID = "PAID"
 PAYMENT_FAILURE = "PAYMENT_FAILURE"
 CANCELLED = "CANCELLED"
 REFUNDED = "CANCELLATION_REFUNDED"
 REFUNDED_PARTIALLY = "CANCELLATION_REFUNDED_PARTIALLY"
+# Item statuses after which the shopper's chosen quantity is reported (before: 0, as StepPay does).
+PAID_STATUSES = frozenset({PAID, REFUNDED, REFUNDED_PARTIALLY})
+
+# Order item types (the spec's enum): SKU is what was ordered; TAX, SHIPPING, FEE and DISCOUNT
+# are lines StepPay adds to an order (the order guide's "주문 아이템 타입").
+SKU = "SKU"
+LINE_TYPES = ("TAX", "SHIPPING", "FEE", "DISCOUNT")
 
 SUBSCRIPTION_STATUSES = (
     "ACTIVE",
@@ -51,10 +59,31 @@ class OrderItem:
     paid_amount: int = 0
     returned_amount: int = 0
     canceled_at: datetime | None = None
+    # A TAX / SHIPPING / FEE / DISCOUNT line (``type`` not SKU) belongs to the SKU item
+    # ``parent_item_id``; its amount is ``rate_percent`` of the parent's amount, or
+    # ``base_amount`` (per unit of the parent when ``per_unit``). A DISCOUNT's amount is negative.
+    type: str = "SKU"
+    name: str | None = None
+    parent_item_id: int | None = None
+    rate_percent: int | None = None
+    base_amount: int = 0
+    per_unit: bool = False
+    # A free trial (the product's demo period): the first payment of this item is 0 won.
+    trial_period: int | None = None
+    trial_unit: str | None = None
 
     @property
     def amount(self) -> int:
         return self.unit_price * self.quantity
+
+    @property
+    def is_line(self) -> bool:
+        return self.type != SKU
+
+    @property
+    def reported_quantity(self) -> int:
+        """What StepPay reports as ``quantity``: 0 until paid, then the chosen quantity."""
+        return self.quantity if self.status in PAID_STATUSES else 0
 
 
 @dataclass
@@ -71,6 +100,12 @@ class Payment:
     error_code: str | None = None
     error_message: str | None = None
     canceled_at: datetime | None = None
+    # A virtual account (paymentMethod VBANK) issued to the shopper: the spec's VBankV1DTO.
+    vbank_code: str | None = None
+    vbank_name: str | None = None
+    vbank_account: str | None = None
+    vbank_holder: str | None = None
+    vbank_due: datetime | None = None
 
 
 @dataclass
@@ -104,6 +139,15 @@ class Order:
     @property
     def amount(self) -> int:
         return sum(item.amount for item in self.items)
+
+    @property
+    def discounted_amount(self) -> int:
+        """The DISCOUNT lines' total, as a positive amount (``discountedAmount``)."""
+        return -sum(item.amount for item in self.items if item.type == "DISCOUNT")
+
+    @property
+    def is_deposit_waiting(self) -> bool:
+        return any(item.status == DEPOSIT_WAITING for item in self.items)
 
     @property
     def currency(self) -> str:
@@ -156,6 +200,7 @@ class Subscription:
     order_ids: list[int] = field(default_factory=list)  # renewal (RECURRING) orders
     card_number: str | None = None
     gateway: str = "NICE"
+    trial_end: datetime | None = None  # a free trial's end (the first renewal's date)
 
     @property
     def amount(self) -> int:

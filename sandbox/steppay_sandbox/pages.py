@@ -75,6 +75,10 @@ MESSAGES = {
     "ORDER_CANCELLED": ("취소된 주문입니다.", "This order is cancelled."),
     "ORDER_EXPIRED": ("결제 기한이 지난 주문입니다.", "This order's purchase deadline has passed."),
     "INVALID_QUANTITY": ("선택할 수 없는 수량입니다.", "This quantity cannot be chosen for this order."),
+    "ORDER_DEPOSIT_WAITING": (
+        "가상계좌가 발급되어 입금을 기다리는 주문입니다.",
+        "A virtual account was issued for this order: it waits for the deposit.",
+    ),
 }
 
 
@@ -134,6 +138,8 @@ def pay_page(
         actions = (
             f'<form method="post" action="/pay/{quote(order_code)}" target="_self">\n{hidden}{inputs}'
             '<button type="submit" id="pay-button" name="action" value="pay">결제하기 · Pay</button>\n'
+            '<button type="submit" id="vbank-button" name="action" value="standby">'
+            "가상계좌 발급 · Virtual account (deposit later)</button>\n"
             f'<button type="submit" id="fail-button" name="action" value="fail"{skip}>'
             "결제 실패 · Fail</button>\n"
             f'<button type="submit" id="cancel-button" name="action" value="cancel"{skip}>'
@@ -175,6 +181,33 @@ def _quantity_inputs(items: list[PageItem], currency: str) -> str:
             "(the amount above is for the minimum).</p>\n"
         )
     return html
+
+
+def virtual_account_page(
+    *,
+    order_code: str,
+    amount: int,
+    currency: str,
+    bank_name: str,
+    account_number: str,
+    holder: str,
+    due: str,
+    lang: str,
+) -> str:
+    """Shown after the shopper chose a virtual account: where and by when to deposit."""
+    body = (
+        "<h1>가상계좌가 발급되었습니다 <small>Virtual account issued</small></h1>\n"
+        '<p class="message ok" id="result" role="status">아래 계좌로 입금하면 결제가 완료됩니다.<br>'
+        "The payment completes when the amount is deposited into this account.</p>\n<dl>\n"
+        f'<dt>주문 · Order</dt><dd id="order-code">{escape(order_code)}</dd>\n'
+        f'<dt>은행 · Bank</dt><dd id="vbank-bank">{escape(bank_name)}</dd>\n'
+        f'<dt>계좌 · Account</dt><dd id="vbank-account">{escape(account_number)}</dd>\n'
+        f'<dt>예금주 · Holder</dt><dd id="vbank-holder">{escape(holder)}</dd>\n'
+        f'<dt>금액 · Amount</dt><dd id="amount" data-amount="{amount}">'
+        f"{escape(format_amount(amount, currency))}</dd>\n"
+        f'<dt>입금 기한 · Deposit by</dt><dd id="vbank-due">{escape(due)}</dd>\n</dl>'
+    )
+    return _document("가상계좌 · Virtual account", body, lang)
 
 
 def result_page(*, title_ko: str, title_en: str, order_code: str, ok: bool, lang: str) -> str:

@@ -27,7 +27,7 @@ from steppay_sandbox.catalogue import Catalogue, load_catalogue, parse_catalogue
 from steppay_sandbox.errors import error_body
 from steppay_sandbox.faults import FaultRegistry
 from steppay_sandbox.state import SandboxState
-from steppay_sandbox.timeutil import now
+from steppay_sandbox.timeutil import DEFAULT_ZONE_NAME, now, zone_name, zone_named
 from steppay_sandbox.webhooks import WebhookDispatcher, WebhookSettings
 
 log = logging.getLogger("steppay_sandbox")
@@ -213,10 +213,11 @@ class SandboxServer:
         catalogue_path: str | Path | None = None,
         *,
         catalogue: Catalogue | Mapping[str, Any] | str | Path | None = None,
-        webhook_retry_delays: Sequence[float] = (0.5, 2.0),
+        webhook_retry_delays: Sequence[float] = (),
         webhook_timeout: float = 5.0,
         public_url: str | None = None,
         clock: Callable[[], datetime] = now,
+        timezone: str = DEFAULT_ZONE_NAME,
     ) -> None:
         if not secret_token:
             raise ValueError("secret_token must not be empty")
@@ -230,7 +231,7 @@ class SandboxServer:
         else:
             loaded = load_catalogue(catalogue if catalogue is not None else catalogue_path)
         self.faults = FaultRegistry()
-        self.state = SandboxState(loaded, state_file=state_file, clock=clock)
+        self.state = SandboxState(loaded, state_file=state_file, clock=clock, zone=zone_named(timezone))
         self.dispatcher = WebhookDispatcher(
             WebhookSettings(
                 key=webhook_key, retry_delays=tuple(webhook_retry_delays), timeout=webhook_timeout
@@ -318,6 +319,15 @@ class SandboxServer:
     def webhook_key(self) -> str:
         """The key v2 webhooks are signed with from now on (after any rotation)."""
         return self.dispatcher.settings.key
+
+    @property
+    def timezone(self) -> str:
+        """The zone of the zone-less date-times the sandbox writes and reads (``UTC`` or ``Asia/Seoul``)."""
+        return zone_name(self.state.zone)
+
+    @timezone.setter
+    def timezone(self, name: str) -> None:
+        self.state.zone = zone_named(name)
 
     # -- conveniences for tests and tools --------------------------------------------------
 

@@ -8,6 +8,7 @@ the state is written (atomically) after every change and read back at start.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import secrets
@@ -15,7 +16,7 @@ import string
 import tempfile
 import threading
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any
 
@@ -25,10 +26,12 @@ from steppay_sandbox.errors import ApiError, bad_request, conflict, not_found
 from steppay_sandbox.models import (
     CANCELLED,
     CREATED,
+    DEPOSIT_WAITING,
     PAID,
     PAYMENT_FAILURE,
     REFUNDED,
     REFUNDED_PARTIALLY,
+    SKU,
     SUBSCRIPTION_STATUSES,
     Order,
     OrderItem,
@@ -75,6 +78,10 @@ ID_BASES = {
 }
 DEFAULT_GATEWAY = "NICE"
 MAX_PAGE_SIZE = 1000
+# The virtual account a VBANK payment issues (sandbox values; the shape is the spec's VBankV1DTO).
+VBANK_CODE, VBANK_NAME, VBANK_HOLDER = "088", "신한은행", "(주)스텝페이샌드박스"
+VBANK_DUE = timedelta(days=3)  # how long the shopper has to deposit (PG-dependent at StepPay)
+FIRST_SALE_LINE = "첫 결제 할인 (First-sale discount)"
 
 Result = tuple[JSON, list[Outgoing]]
 
@@ -106,10 +113,15 @@ class SandboxState:
         *,
         state_file: str | Path | None = None,
         clock: Callable[[], datetime] = now,
+        zone: tzinfo = UTC,
     ) -> None:
         self.catalogue = catalogue
         self.lock = threading.RLock()
-        self.clock = clock
+        # Test-only time travel (`POST /_sandbox/clock`): every moment the sandbox writes is the
+        # injected clock plus this offset, so a test can pay or refund an order "a day later".
+        self._base_clock = clock
+        self.clock_offset = timedelta(0)
+        self.clock: Callable[[], datetime] = self._offset_now
         self.state_file = Path(state_file) if state_file is not None else None
         self.orders: dict[int, Order] = {}
         self.order_codes: dict[str, int] = {}
@@ -117,8 +129,30 @@ class SandboxState:
         self.subscriptions: dict[int, Subscription] = {}
         self.counters: dict[str, int] = dict(ID_BASES)
         self.render = Renderer(catalogue, self.orders, self.subscriptions)
+        self.render.zone = zone
         if self.state_file is not None and self.state_file.exists():
             self._load(self.state_file)
+
+    @property
+    def zone(self) -> tzinfo:
+        """The zone of the zone-less date-times the sandbox writes and reads (UTC or Asia/Seoul)."""
+        return self.render.zone
+
+    @zone.setter
+    def zone(self, value: tzinfo) -> None:
+        with self.lock:
+            self.render.zone = value
+
+    def _offset_now(self) -> datetime:
+        return self._base_clock() + self.clock_offset
+
+    def advance_clock(self, seconds: int) -> timedelta:
+        """Move the sandbox's now forward by `seconds` (never back: stored moments stay ordered)."""
+        if seconds < 0:
+            raise bad_request("'advanceSeconds' must not be negative.", field="advanceSeconds")
+        with self.lock:
+            self.clock_offset += timedelta(seconds=seconds)
+            return self.clock_offset
 
     # -- ids and persistence ---------------------------------------------------------------
 
@@ -186,6 +220,7 @@ class SandboxState:
             self.order_codes.clear()
             self.id_keys.clear()
             self.subscriptions.clear()
+            self.clock_offset = timedelta(0)
             self._save()
 
     # -- look-ups --------------------------------------------------------------------------
@@ -245,12 +280,11 @@ class SandboxState:
             raise bad_request("'sortDir' must be ASC or DESC.")
         return number, size, direction == "DESC"
 
-    @staticmethod
-    def _bound(query: dict[str, str], key: str) -> datetime | None:
+    def _bound(self, query: dict[str, str], key: str) -> datetime | None:
         if not query.get(key):
             return None
         try:
-            return parse_datetime(query[key])
+            return parse_datetime(query[key], self.zone)
         except ValueError as exc:
             raise bad_request(f"'{key}' must be an ISO 8601 date-time.", field=key) from exc
 
@@ -326,10 +360,11 @@ class SandboxState:
 
     def create_order(self, body: Any) -> Result:
         """``POST /api/v1/orders``: a new unpaid order priced from the catalogue."""
-        spec = parse_order_create(body, self.catalogue)
+        spec = parse_order_create(body, self.catalogue, self.zone)
         with self.lock:
             moment = self.clock()
             recurring = any(item.price.is_recurring for item in spec.items)
+            trial = recurring and any(item.product.demo_period is not None for item in spec.items)
             order = Order(
                 id=self._next("order"),
                 code=self._new_code("order_", self.order_codes),
@@ -346,10 +381,14 @@ class SandboxState:
                         minimum_quantity=item.minimum_quantity,
                         maximum_quantity=item.maximum_quantity,
                         currency=item.currency,
-                        unit_price=item.price.amount,
+                        unit_price=0 if trial and item.product.demo_period else item.price.amount,
                         status=CREATED,
                         created_at=moment,
                         modified_at=moment,
+                        trial_period=item.product.demo_period if trial else None,
+                        trial_unit=(
+                            item.product.demo_period_unit if trial and item.product.demo_period else None
+                        ),
                     )
                     for item in spec.items
                 ],
@@ -358,6 +397,7 @@ class SandboxState:
                 purchase_deadline=spec.purchase_deadline,
                 payment_gateway=spec.payment_gateway,
             )
+            self._add_lines(order, moment)
             self._log(order, "주문이 생성되었습니다. (order created)")
             self._index(order)
             events = [Outgoing("order.created", "v2", self.render.webhook_order(order), _order_refs(order))]
@@ -375,12 +415,15 @@ class SandboxState:
     ) -> Result:
         """Settle an order as the pay page would: ``success`` pays it, ``failure`` declines it.
 
-        ``quantity`` is what the shopper chose on the pay page (``success`` only): an int for
-        every item or ``{priceCode: n}`` (items not named keep their ``minimumQuantity``). Each
-        must lie within its item's ``[minimumQuantity, maximumQuantity or minimumQuantity]``,
-        else 400 ``INVALID_QUANTITY`` and nothing changes.
+        ``standby`` issues a virtual account instead (VBANK): items ``DEPOSIT_WAITING``,
+        ``payment.standby``; ``deposit_order`` pays it later.
+
+        ``quantity`` is what the shopper chose on the pay page (``success`` / ``standby``): an
+        int for every item or ``{priceCode: n}`` (items not named keep their
+        ``minimumQuantity``). Each must lie within its item's ``[minimumQuantity,
+        maximumQuantity or minimumQuantity]``, else 400 ``INVALID_QUANTITY`` and nothing changes.
         """
-        if quantity is not None and outcome != "success":
+        if quantity is not None and outcome not in ("success", "standby"):
             raise bad_request(
                 "'quantity' is chosen only for a successful payment.", "INVALID_QUANTITY", field="quantity"
             )
@@ -388,9 +431,13 @@ class SandboxState:
             order = self.find_order(ref)
             self._check_payable(order)
             chosen = self._chosen_quantities(order, quantity)
-            for item, value in zip(order.items, chosen, strict=True):
+            for item, value in zip(_skus(order), chosen, strict=True):
                 item.quantity = value
-            events = self._settle(order, outcome, error_code=error_code, error_message=error_message)
+            self._reprice(order)
+            if outcome == "standby":
+                events = self._issue_virtual_account(order)
+            else:
+                events = self._settle(order, outcome, error_code=error_code, error_message=error_message)
             self._save()
             return self.render.order(order), events
 
@@ -398,7 +445,7 @@ class SandboxState:
     def _chosen_quantities(order: Order, quantity: QuantityChoice | None) -> list[int]:
         """Each item's quantity for this payment; 400 when one is outside the item's bounds."""
         if isinstance(quantity, dict):
-            price_codes = {item.price_code for item in order.items}
+            price_codes = {item.price_code for item in _skus(order)}
             unknown = sorted(set(quantity) - price_codes)
             if unknown:
                 raise bad_request(
@@ -407,7 +454,7 @@ class SandboxState:
                     field="quantity",
                 )
         chosen = []
-        for item in order.items:
+        for item in _skus(order):
             if quantity is None:
                 value = item.minimum_quantity
             elif isinstance(quantity, dict):
@@ -424,7 +471,7 @@ class SandboxState:
                     field=field,
                 )
             chosen.append(value)
-        total = sum(item.unit_price * value for item, value in zip(order.items, chosen, strict=True))
+        total = sum(item.unit_price * value for item, value in zip(_skus(order), chosen, strict=True))
         if total > INT32_MAX:
             raise bad_request("The order amount is too large.", "INVALID_QUANTITY", field="quantity")
         return chosen
@@ -441,7 +488,7 @@ class SandboxState:
         with self.lock:
             order = self.find_order(ref)
             self._check_payable(order)
-            spec = parse_tamper(body, [(i.product_code, i.price_code) for i in order.items], self.catalogue)
+            spec = parse_tamper(body, [(i.product_code, i.price_code) for i in _skus(order)], self.catalogue)
             # Work out every new item before changing any, so a refusal changes nothing.
             planned: list[tuple[OrderItem, int, int | None, Price | None]] = []
             for item, change in zip(order.items, spec.items, strict=False):
@@ -475,6 +522,7 @@ class SandboxState:
                     item.product_code, item.price_code = price.product_code, price.code
                     item.unit_price, item.currency = price.amount, price.currency
                 item.modified_at = moment
+            self._reprice(order)
             if spec.customer is not None:
                 order.customer_id = spec.customer.id
             if order.type in ("ONE_TIME", "RECURRING_INITIAL"):
@@ -488,6 +536,11 @@ class SandboxState:
             raise conflict("The order is already paid.", "ORDER_ALREADY_PAID")
         if order.is_cancelled:
             raise conflict("The order is cancelled.", "ORDER_CANCELLED")
+        if order.is_deposit_waiting:
+            raise conflict(
+                "A virtual account was issued for this order: it is paid by a deposit.",
+                "ORDER_DEPOSIT_WAITING",
+            )
         if order.purchase_deadline is not None and self.clock() > order.purchase_deadline:
             raise conflict("The order's purchase deadline has passed.", "ORDER_EXPIRED")
 
@@ -524,15 +577,21 @@ class SandboxState:
             self._log(order, "결제에 실패했습니다. (payment failed)")
             return [Outgoing("payment.failed", "v2", self.render.webhook_payment(order), refs)]
 
-        order.payment = Payment(
-            id=self._next("payment"),
-            status="COMPLETE",
-            amount=order.amount,
-            method="CARD",
-            gateway=gateway,
-            card_number=masked_card(),
-            paid_at=moment,
-        )
+        standby = order.payment if order.payment is not None and order.payment.method == "VBANK" else None
+        if standby is not None:  # the shopper's deposit into the issued virtual account
+            order.payment = dataclasses.replace(
+                standby, status="COMPLETE", amount=order.amount, paid_at=moment
+            )
+        else:
+            order.payment = Payment(
+                id=self._next("payment"),
+                status="COMPLETE",
+                amount=order.amount,
+                method="CARD",
+                gateway=gateway,
+                card_number=masked_card(),
+                paid_at=moment,
+            )
         order.payment_date = moment
         order.paid_amount = order.amount
         for item in order.items:
@@ -552,15 +611,116 @@ class SandboxState:
             )
         return events
 
+    def _add_lines(self, order: Order, moment: datetime) -> None:
+        """Add the TAX / SHIPPING / FEE / DISCOUNT lines StepPay puts on an order of these prices.
+
+        A first-sale price adds a DISCOUNT line (first payments only: renewals never get one).
+        Lines follow every SKU item, so SKU items keep their request order and indices.
+        """
+        for item in list(order.items):
+            price = self.catalogue.price(item.product_code, item.price_code)
+            if price is None:
+                continue
+            lines = [(line.type, line.name, line.amount, line.rate_percent, False) for line in price.lines]
+            if price.first_sale_price is not None and order.type != "RECURRING":
+                first_sale = ("DISCOUNT", FIRST_SALE_LINE, price.first_sale_price, None, True)
+                lines.append(first_sale)
+            for line_type, name, amount, rate, per_unit in lines:
+                order.items.append(
+                    OrderItem(
+                        id=self._next("item"),
+                        code=self._new_code("order_item_", {}),
+                        product_code=item.product_code,
+                        price_code=item.price_code,
+                        quantity=1,
+                        minimum_quantity=1,
+                        maximum_quantity=None,
+                        currency=item.currency,
+                        unit_price=0,
+                        status=CREATED,
+                        created_at=moment,
+                        modified_at=moment,
+                        type=line_type,
+                        name=name,
+                        parent_item_id=item.id,
+                        rate_percent=rate,
+                        base_amount=-amount if line_type == "DISCOUNT" else amount,
+                        per_unit=per_unit,
+                    )
+                )
+        self._reprice(order)
+
+    @staticmethod
+    def _reprice(order: Order) -> None:
+        """Recompute each line's amount from its SKU item's (chosen) quantity and price."""
+        parents = {item.id: item for item in order.items if not item.is_line}
+        for line in order.items:
+            parent = parents.get(line.parent_item_id or 0) if line.is_line else None
+            if parent is None:
+                continue
+            if line.rate_percent is not None:
+                line.unit_price = parent.amount * line.rate_percent // 100
+            elif line.per_unit:
+                line.unit_price = line.base_amount * parent.quantity
+            else:
+                line.unit_price = line.base_amount
+            if line.type == "DISCOUNT":  # a discount never takes more than its item costs
+                line.unit_price = max(line.unit_price, -parent.amount)
+
+    def _issue_virtual_account(self, order: Order) -> list[Outgoing]:
+        """``complete`` with ``standby``: a VBANK payment waiting for the shopper's deposit."""
+        moment = self.clock()
+        order.payment = Payment(
+            id=self._next("payment"),
+            status="VIRTUAL_BANK_STANDBY",
+            amount=order.amount,
+            method="VBANK",
+            gateway=order.payment_gateway or DEFAULT_GATEWAY,
+            card_number=None,
+            paid_at=None,
+            vbank_code=VBANK_CODE,
+            vbank_name=VBANK_NAME,
+            vbank_account=f"5620{secrets.randbelow(10**10):010d}",
+            vbank_holder=VBANK_HOLDER,
+            vbank_due=moment + VBANK_DUE,
+        )
+        for item in order.items:
+            item.status, item.modified_at = DEPOSIT_WAITING, moment
+        order.modified_at = moment
+        self._log(order, "가상계좌가 발급되었습니다. (virtual account issued)")
+        refs = _order_refs(order)
+        return [
+            Outgoing("payment.standby", "v2", self.render.webhook_payment(order), refs),
+            Outgoing("order.updated", "v2", self.render.webhook_order(order), refs),
+        ]
+
+    def deposit_order(self, ref: str) -> Result:
+        """Control API: the shopper deposits into the order's virtual account; it is paid."""
+        with self.lock:
+            order = self.find_order(ref)
+            if order.is_paid:
+                raise conflict("The order is already paid.", "ORDER_ALREADY_PAID")
+            if not order.is_deposit_waiting or order.payment is None:
+                raise conflict("No virtual account is waiting for a deposit.", "ORDER_NOT_DEPOSIT_WAITING")
+            due = order.payment.vbank_due
+            if due is not None and self.clock() > due:
+                raise conflict("The virtual account's deposit deadline has passed.", "DEPOSIT_EXPIRED")
+            events = self._settle(order, "success")
+            self._save()
+            return self.render.order(order), events
+
     def _start_subscription(self, order: Order, moment: datetime) -> Subscription:
         recurring_items = []
-        for item in order.items:
+        for item in _skus(order):
             price = self.catalogue.price(item.product_code, item.price_code)
             if price is not None and price.recurring is not None:
                 recurring_items.append((item, price))
         first_item, first_price = recurring_items[0]
         assert first_price.recurring is not None
         interval, count = first_price.recurring.interval, first_price.recurring.interval_count
+        trial_end = None
+        if first_item.trial_period is not None:  # the first renewal falls at the free trial's end
+            trial_end = add_interval(moment, first_item.trial_unit or "DAY", first_item.trial_period)
         sub = Subscription(
             id=self._next("subscription"),
             status="ACTIVE",
@@ -574,10 +734,10 @@ class SandboxState:
                     product_code=item.product_code,
                     price_code=item.price_code,
                     quantity=item.quantity,
-                    unit_price=item.unit_price,
+                    unit_price=price.amount,  # renewals pay the full price (no trial, no first sale)
                     currency=item.currency,
                 )
-                for item, _ in recurring_items
+                for item, price in recurring_items
             ],
             interval=interval,
             interval_count=count,
@@ -586,7 +746,8 @@ class SandboxState:
             modified_at=moment,
             parent_order_id=order.id,
             last_payment_date=moment,
-            next_payment_date=add_interval(moment, interval, count),
+            next_payment_date=trial_end or add_interval(moment, interval, count),
+            trial_end=trial_end,
             recurring_count=1,
             card_number=order.payment.card_number if order.payment else None,
             gateway=order.payment.gateway if order.payment else DEFAULT_GATEWAY,
@@ -626,6 +787,9 @@ class SandboxState:
                 moment = self.clock()
                 for item in order.items:
                     item.status, item.canceled_at, item.modified_at = CANCELLED, moment, moment
+                if order.payment is not None and order.payment.method == "VBANK":
+                    # The issued virtual account no longer takes a deposit.
+                    order.payment.status, order.payment.canceled_at = "CANCELED", moment
                 order.modified_at = moment
                 self._log(order, f"주문이 취소되었습니다. (order cancelled){': ' + reason if reason else ''}")
                 events = [
@@ -662,13 +826,18 @@ class SandboxState:
         if refundable <= 0:
             raise ApiError(conflict_status, "ORDER_ALREADY_REFUNDED", "The order is already fully refunded.")
         if not 0 < amount <= refundable:
-            raise bad_request(f"The refund amount must be between 1 and {refundable}.", field="requestPrice")
+            raise bad_request(
+                f"The refund amount must be between 1 and {refundable} (what is left of the payment).",
+                "INVALID_REFUND_AMOUNT",
+                field="requestPrice",
+                refundableAmount=refundable,
+            )
         moment = self.clock()
         order.returned_amount += amount
         full = order.returned_amount >= order.paid_amount
         left = amount
         for item in order.items:
-            share = min(left, item.paid_amount - item.returned_amount)
+            share = max(0, min(left, item.paid_amount - item.returned_amount))  # DISCOUNT lines take none
             item.returned_amount += share
             left -= share
             item.status = REFUNDED if full else REFUNDED_PARTIALLY
@@ -771,6 +940,11 @@ class SandboxState:
             events = self._subscription_events(sub, "subscription.updated", status_changed=True)
             self._save()
             return self.render.subscription(sub), events
+
+
+def _skus(order: Order) -> list[OrderItem]:
+    """The items the shopper ordered (type SKU), in request order, without the added lines."""
+    return [item for item in order.items if item.type == SKU]
 
 
 _SORT_FIELDS = {"createdAt": "created_at", "modifiedAt": "modified_at", "paymentDate": "payment_date"}

@@ -114,6 +114,8 @@ class SandboxControl:
     ) -> dict[str, Any]:
         """Pay (``"success"``) or fail (``"failure"``) an order as the pay page would.
 
+        ``"standby"`` issues a virtual account instead (paid later by ``deposit``).
+
         ``quantity``: the shopper's choice, one number for every item or ``{priceCode: n}``.
         Returns the order detail (StepPay's ``OrderV1DTO``).
         """
@@ -130,6 +132,14 @@ class SandboxControl:
         """Refund a paid order, fully by default."""
         body = {} if amount is None else {"amount": amount}
         return dict(self._ok("POST", f"/_sandbox/orders/{_segment(order_code)}/refund", body))
+
+    def deposit(self, order_code: str) -> dict[str, Any]:
+        """The shopper deposits into the order's virtual account: the order is paid."""
+        return dict(self._ok("POST", f"/_sandbox/orders/{_segment(order_code)}/deposit", {}))
+
+    def resend_webhook(self, delivery_id: int) -> dict[str, Any]:
+        """Send a logged delivery's original request (same body and signature) once more."""
+        return dict(self._ok("POST", f"/_sandbox/webhooks/{_segment(delivery_id)}/resend", {}))
 
     def tamper(self, order_code: str, changes: Mapping[str, Any]) -> dict[str, Any]:
         """Test only, not something StepPay does: change an unpaid order (see the README)."""
@@ -187,6 +197,13 @@ class SandboxControl:
     def reset(self) -> None:
         """Forget orders, subscriptions, faults and the delivery log (ids keep increasing)."""
         self._ok("POST", "/_sandbox/reset", {})
+
+    def advance_clock(self, seconds: int) -> dict[str, Any]:
+        """Move the sandbox's now forward (test only); `reset()` moves it back to real time."""
+        return dict(self._ok("POST", "/_sandbox/clock", {"advanceSeconds": seconds}))
+
+    def clock(self) -> dict[str, Any]:
+        return dict(self._ok("GET", "/_sandbox/clock"))
 
     def health(self) -> bool:
         try:

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, tzinfo
 from decimal import Decimal
 from typing import Any
 
 from steppay_sandbox.catalogue import Catalogue, Customer, Price, Product
 from steppay_sandbox.errors import ApiError, bad_request
-from steppay_sandbox.timeutil import parse_request_datetime
+from steppay_sandbox.timeutil import SEOUL, parse_request_datetime
 
 PAYMENT_GATEWAYS = frozenset(
     {
@@ -173,8 +173,11 @@ def _item(raw: Any, index: int, catalogue: Catalogue) -> NewItem:
     return NewItem(product, price, minimum, minimum, maximum, currency)
 
 
-def parse_order_create(body: Any, catalogue: Catalogue) -> NewOrder:
-    """Validate an ``OrderCreateV1DTO`` body; raises ``ApiError`` (400) when invalid."""
+def parse_order_create(body: Any, catalogue: Catalogue, zone: tzinfo = SEOUL) -> NewOrder:
+    """Validate an ``OrderCreateV1DTO`` body; raises ``ApiError`` (400) when invalid.
+
+    A zone-less ``purchaseDeadline`` is read in ``zone`` (the zone the sandbox writes in).
+    """
     if not isinstance(body, dict):
         raise bad_request("The request body must be a JSON object.")
     raw_items = body.get("items")
@@ -197,7 +200,7 @@ def parse_order_create(body: Any, catalogue: Catalogue) -> NewOrder:
     deadline = None
     if body.get("purchaseDeadline") is not None:
         try:
-            deadline = parse_request_datetime(body["purchaseDeadline"])
+            deadline = parse_request_datetime(body["purchaseDeadline"], zone)
         except (TypeError, ValueError) as exc:
             raise bad_request(
                 "'purchaseDeadline' must be an ISO 8601 date-time.", field="purchaseDeadline"
@@ -221,10 +224,12 @@ def parse_amount(value: Any, field: str) -> int:
     return amount
 
 
-def parse_outcome(body: Any) -> str:
+def parse_outcome(body: Any, *, standby: bool = False) -> str:
+    """``success`` / ``failure`` (and ``standby``, a virtual account, where ``standby`` allows it)."""
     outcome = body.get("outcome", "success") if isinstance(body, dict) else None
-    if outcome not in ("success", "failure"):
-        raise ApiError(400, "INVALID_REQUEST", "'outcome' must be 'success' or 'failure'.")
+    allowed = ("success", "failure", "standby") if standby else ("success", "failure")
+    if outcome not in allowed:
+        raise ApiError(400, "INVALID_REQUEST", f"'outcome' must be {' or '.join(repr(a) for a in allowed)}.")
     return str(outcome)
 
 

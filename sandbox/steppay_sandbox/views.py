@@ -4,12 +4,13 @@ API shapes follow StepPay's OpenAPI spec (schema names in the docstrings; every 
 lists as required is filled, optional ones are present and ``null`` when unknown, as StepPay's
 Jackson serialiser does). Webhook shapes follow the Webhook Order / Subscription / Payment
 schemas summarised in the project's StepPay contract. Every date-time is StepPay's zone-less
-Asia/Seoul wall time.
+wall time in the sandbox's configured zone (``Renderer.zone``: UTC by default, or Asia/Seoul).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 from steppay_sandbox.catalogue import Catalogue, Customer, Price, Product
@@ -40,6 +41,11 @@ class Renderer:
         self.catalogue = catalogue
         self.orders = orders
         self.subscriptions = subscriptions
+        self.zone: tzinfo = UTC  # the zone of every zone-less date-time written (see timeutil)
+
+    def when(self, value: datetime | None) -> str | None:
+        """A date-time as StepPay writes it: zone-less wall time in ``self.zone``."""
+        return to_steppay(value, self.zone)
 
     # -- catalogue -------------------------------------------------------------------------
 
@@ -53,7 +59,7 @@ class Renderer:
     def price(self, price: Price) -> JSON:
         """``PriceV1DTO`` / ``ProductPricedto`` (plus ``currency`` and ``productCode``)."""
         product = self.catalogue.product(price.product_code)
-        created = to_steppay(product.created_at) if product else None
+        created = self.when(product.created_at) if product else None
         recurring = None
         if price.recurring is not None:
             recurring = {
@@ -73,8 +79,8 @@ class Renderer:
             "planName": price.plan_name,
             "planDescription": "",
             "type": price.type,
-            "enabledFirstSalePrice": False,
-            "firstSalePrice": 0,
+            "enabledFirstSalePrice": price.first_sale_price is not None,
+            "firstSalePrice": price.first_sale_price or 0,
             "claimMethodType": "PRE",
             "whenToClaimType": "FIRST_PAYMENT",
             "billingDate": 0,
@@ -95,7 +101,10 @@ class Renderer:
                 "isHiddenFromShop": False,
                 "adminName": price.plan_name,
             },
-            "firstSale": {"enabled": False, "price": 0},
+            "firstSale": {
+                "enabled": price.first_sale_price is not None,
+                "price": price.first_sale_price or 0,
+            },
             "claim": {
                 "methodType": "PRE",
                 "whenToClaimType": "FIRST_PAYMENT",
@@ -110,7 +119,7 @@ class Renderer:
 
     def product(self, product: Product) -> JSON:
         """``ProductV1DTO`` / ``ProductProductdto``."""
-        created = to_steppay(product.created_at)
+        created = self.when(product.created_at)
         return {
             "id": product.id,
             "code": product.code,
@@ -132,9 +141,9 @@ class Renderer:
             "prices": [self.price(p) for p in product.prices],
             "createdAt": created,
             "modifiedAt": created,
-            "enabledDemo": False,
-            "demoPeriod": 0,
-            "demoPeriodUnit": "DAY",
+            "enabledDemo": product.demo_period is not None,
+            "demoPeriod": product.demo_period or 0,
+            "demoPeriodUnit": product.demo_period_unit,
             "categories": [],
             "vendorUuid": self.catalogue.vendor_uuid,
             "productOrder": 0,
@@ -153,7 +162,7 @@ class Renderer:
 
     def product_list_item(self, product: Product) -> JSON:
         """``ProductListDTO``."""
-        created = to_steppay(product.created_at)
+        created = self.when(product.created_at)
         return {
             "id": product.id,
             "code": product.code,
@@ -168,7 +177,7 @@ class Renderer:
             "description": product.description,
             "categories": [],
             "vendorUuid": self.catalogue.vendor_uuid,
-            "enabledDemo": False,
+            "enabledDemo": product.demo_period is not None,
             "isOnetimePurchasable": all(not p.is_recurring for p in product.prices),
             "productOrder": 0,
             "countrySetting": dict(COUNTRY_SETTING),
@@ -195,7 +204,7 @@ class Renderer:
             "marketingSms": False,
             "marketingEmail": False,
             "marketingKakao": False,
-            "createdAt": to_steppay(customer.created_at),
+            "createdAt": self.when(customer.created_at),
             "dormantAt": None,
             "customFields": {},
             "countryCode": "KR",
@@ -224,14 +233,23 @@ class Renderer:
             "marketingEmail": False,
             "marketingKakao": False,
             "attributes": {},
-            "createdAt": to_steppay(customer.created_at),
+            "createdAt": self.when(customer.created_at),
         }
 
     # -- orders ----------------------------------------------------------------------------
 
     def order_item(self, item: OrderItem) -> JSON:
-        """``OrderItemV1DTO`` / ``ProductOrderitemdto``."""
+        """``OrderItemV1DTO`` / ``ProductOrderitemdto``.
+
+        ``quantity`` is 0 until the item is paid (as StepPay reports it), then the chosen
+        quantity. A TAX / SHIPPING / FEE / DISCOUNT line has no price or product of its own
+        (``null``); it is named by ``orderedProductName`` (and ``discountName`` for a DISCOUNT)
+        and points at its SKU item with ``relatedOrderItemId``.
+        """
         price, product = self._price_and_product(item.product_code, item.price_code)
+        demo = None
+        if item.trial_period is not None:
+            demo = {"num": item.trial_period, "type": item.trial_unit or "DAY"}
         return {
             "id": item.id,
             "code": item.code,
@@ -239,24 +257,24 @@ class Renderer:
             "paidAmount": item.paid_amount,
             "returnedAmount": item.returned_amount,
             "currency": item.currency,
-            "quantity": item.quantity,
-            "price": self.price(price),
-            "product": self.product(product),
-            "type": "SKU",
+            "quantity": item.reported_quantity,
+            "price": None if item.is_line else self.price(price),
+            "product": None if item.is_line else self.product(product),
+            "type": item.type,
             "status": item.status,
             "featuredImageUrl": "",
             "selectedProductOptionLabel": None,
             "selectedProductOptionIds": [],
-            "createdAt": to_steppay(item.created_at),
-            "canceledDateTime": to_steppay(item.canceled_at),
-            "modifiedAt": to_steppay(item.modified_at),
+            "createdAt": self.when(item.created_at),
+            "canceledDateTime": self.when(item.canceled_at),
+            "modifiedAt": self.when(item.modified_at),
             "orderedProductType": product.type,
-            "orderedProductName": product.name,
+            "orderedProductName": item.name if item.is_line and item.name else product.name,
             "orderedPlanName": price.plan_name,
-            "discountName": None,
-            "relatedOrderItemId": None,
+            "discountName": item.name if item.type == "DISCOUNT" else None,
+            "relatedOrderItemId": item.parent_item_id,
             "priceSetupType": None,
-            "demoCycle": None,
+            "demoCycle": demo,
             "usedCount": None,
             "usageFormula": None,
             "deliveryCode": None,
@@ -273,12 +291,15 @@ class Renderer:
         product = self.catalogue.product(item.product_code)
         price = product.price(item.price_code) if product else None
         name = product.name if product else item.product_code
+        if item.is_line and item.name:
+            return item.name
         return f"{name} · {price.plan_name}" if price is not None else name
 
     def product_name(self, order: Order) -> str:
-        product = self.catalogue.product(order.items[0].product_code)
-        name = product.name if product else order.items[0].product_code
-        return name if len(order.items) == 1 else f"{name} 외 {len(order.items) - 1}건"
+        products = [item for item in order.items if not item.is_line]
+        product = self.catalogue.product(products[0].product_code)
+        name = product.name if product else products[0].product_code
+        return name if len(products) == 1 else f"{name} 외 {len(products) - 1}건"
 
     def payment(self, payment: Payment | None) -> JSON | None:
         """``OrderPaymentV1DTO``."""
@@ -286,18 +307,30 @@ class Renderer:
             return None
         return {
             "paymentMethod": payment.method,
-            "paymentDate": to_steppay(payment.paid_at),
+            "paymentDate": self.when(payment.paid_at),
             "amount": payment.amount,
             "discount": 0,
             "paymentReturn": None,
             "paymentReceiptUrl": None,
             "paymentGateway": payment.gateway,
             "cardNumber": payment.card_number,
-            "vbankDTO": None,
+            "vbankDTO": self.vbank(payment),
             "niceCmsDTO": None,
             "customerDTO": None,
             "errorCode": payment.error_code,
             "errorMessage": payment.error_message,
+        }
+
+    def vbank(self, payment: Payment) -> JSON | None:
+        """``VBankV1DTO`` (the webhook Payment's ``vBank``): the issued virtual account."""
+        if payment.vbank_account is None:
+            return None
+        return {
+            "bankCode": payment.vbank_code,
+            "bankName": payment.vbank_name,
+            "accountNumber": payment.vbank_account,
+            "accountName": payment.vbank_holder,
+            "bankDate": self.when(payment.vbank_due),
         }
 
     def related_order(self, order: Order) -> JSON:
@@ -324,7 +357,7 @@ class Renderer:
             "productName": self.product_name(order),
             "paidAmount": order.paid_amount,
             "items": items,
-            "createdAt": to_steppay(order.created_at),
+            "createdAt": self.when(order.created_at),
         }
 
     def _related_orders(self, order: Order) -> list[JSON]:
@@ -340,7 +373,7 @@ class Renderer:
 
     def order_logs(self, order: Order) -> list[JSON]:
         return [
-            {"id": log.id, "type": log.type, "content": log.content, "createdAt": to_steppay(log.created_at)}
+            {"id": log.id, "type": log.type, "content": log.content, "createdAt": self.when(log.created_at)}
             for log in order.logs
         ]
 
@@ -359,18 +392,18 @@ class Renderer:
             "paidAmount": order.paid_amount,
             "leftAmount": order.left_amount,
             "returnedAmount": order.returned_amount,
-            "discountedAmount": 0,
+            "discountedAmount": order.discounted_amount,
             "amount": order.amount,
             "currency": order.currency,
             "productName": self.product_name(order),
             "items": [self.order_item(item) for item in order.items],
             "customer": self.order_customer(order.customer_id),
-            "paymentDate": to_steppay(order.payment_date),
+            "paymentDate": self.when(order.payment_date),
             "paymentDueDate": None,
-            "purchaseDeadline": to_steppay(order.purchase_deadline),
+            "purchaseDeadline": self.when(order.purchase_deadline),
             "shipping": None,
-            "createdAt": to_steppay(order.created_at),
-            "modifiedAt": to_steppay(order.modified_at),
+            "createdAt": self.when(order.created_at),
+            "modifiedAt": self.when(order.modified_at),
             "payment": self.payment(order.payment),
             "orderLogs": self.order_logs(order),
             "subscriptions": [
@@ -401,10 +434,10 @@ class Renderer:
             "items": [self.order_item(item) for item in order.items],
             "price": order.amount,
             "currency": order.currency,
-            "paymentDate": to_steppay(order.payment_date),
-            "purchaseDeadline": to_steppay(order.purchase_deadline),
-            "createdAt": to_steppay(order.created_at),
-            "modifiedAt": to_steppay(order.modified_at),
+            "paymentDate": self.when(order.payment_date),
+            "purchaseDeadline": self.when(order.purchase_deadline),
+            "createdAt": self.when(order.created_at),
+            "modifiedAt": self.when(order.modified_at),
             "claimMethodType": "PRE",
             "paidAmount": order.paid_amount,
             "returnedAmount": order.returned_amount,
@@ -458,20 +491,25 @@ class Renderer:
             "status": sub.status,
             "items": self.subscription_items(sub),
             "price": self._sub_price(sub),
-            "startDate": to_steppay(sub.start_date),
-            "lastPaymentDate": to_steppay(sub.last_payment_date),
-            "nextPaymentDate": to_steppay(sub.next_payment_date),
-            "endDate": to_steppay(sub.end_date),
+            "startDate": self.when(sub.start_date),
+            "lastPaymentDate": self.when(sub.last_payment_date),
+            "nextPaymentDate": self.when(sub.next_payment_date),
+            "endDate": self.when(sub.end_date),
             "interval": sub.interval,
             "intervalCount": sub.interval_count,
-            "trialEndDate": None,
+            "trialEndDate": self.when(sub.trial_end),
         }
 
     def _current_period(self, sub: Subscription) -> JSON:
         return {
-            "startDateTime": to_steppay(sub.last_payment_date or sub.start_date),
-            "endDateTime": to_steppay(sub.next_payment_date or sub.end_date or sub.start_date),
+            "startDateTime": self.when(sub.last_payment_date or sub.start_date),
+            "endDateTime": self.when(sub.next_payment_date or sub.end_date or sub.start_date),
         }
+
+    def _trial_period(self, sub: Subscription) -> JSON | None:
+        if sub.trial_end is None:
+            return None
+        return {"startDateTime": self.when(sub.start_date), "endDateTime": self.when(sub.trial_end)}
 
     def _payment_method(self, sub: Subscription) -> JSON:
         return {"paymentGateway": sub.gateway, "paymentInfo": sub.card_number}
@@ -485,20 +523,20 @@ class Renderer:
             "id": sub.id,
             "status": sub.status,
             "price": self._sub_price(sub),
-            "startDate": to_steppay(sub.start_date),
-            "trialPeriod": None,
-            "lastPaymentDate": to_steppay(sub.last_payment_date),
-            "nextPaymentDate": to_steppay(sub.next_payment_date),
-            "endDate": to_steppay(sub.end_date),
+            "startDate": self.when(sub.start_date),
+            "trialPeriod": self._trial_period(sub),
+            "lastPaymentDate": self.when(sub.last_payment_date),
+            "nextPaymentDate": self.when(sub.next_payment_date),
+            "endDate": self.when(sub.end_date),
             "parentOrder": self.order(parent) if parent else None,
             "items": self.subscription_items(sub),
             "customer": customer,
             "relatedOrders": [self.order(self.orders[i]) for i in sub.order_ids if i in self.orders],
-            "pausedDateTime": to_steppay(sub.paused_at),
+            "pausedDateTime": self.when(sub.paused_at),
             "interval": sub.interval,
             "intervalCount": sub.interval_count,
             "paymentMethod": self._payment_method(sub),
-            "originNextPaymentDate": to_steppay(sub.next_payment_date),
+            "originNextPaymentDate": self.when(sub.next_payment_date),
             "shipping": None,
             "canceledVia": None,
             "recurringCount": sub.recurring_count,
@@ -524,7 +562,7 @@ class Renderer:
             "orderCode": order.code,
             "amount": payment.amount if payment else order.amount,
             "currency": order.currency,
-            "paymentDate": to_steppay(order.payment_date),
+            "paymentDate": self.when(order.payment_date),
             "paymentMethod": payment.method if payment else None,
             "paymentGateway": payment.gateway if payment else order.payment_gateway,
             "cardNumber": payment.card_number if payment else None,
@@ -547,7 +585,8 @@ class Renderer:
                     "priceCode": item.price_code,
                     "productName": product.name,
                     "planName": price.plan_name,
-                    "quantity": item.quantity,
+                    "type": item.type,
+                    "quantity": item.reported_quantity,
                     "currency": item.currency,
                     "price": item.unit_price,
                     "paidAmount": item.paid_amount,
@@ -561,13 +600,13 @@ class Renderer:
             "paidAmount": order.paid_amount,
             "returnedAmount": order.returned_amount,
             "leftAmount": order.left_amount,
-            "discountedAmount": 0,
+            "discountedAmount": order.discounted_amount,
             "productName": self.product_name(order),
-            "paymentDate": to_steppay(order.payment_date),
+            "paymentDate": self.when(order.payment_date),
             "paymentDueDate": None,
-            "createdAt": to_steppay(order.created_at),
-            "modifiedAt": to_steppay(order.modified_at),
-            "purchaseDeadline": to_steppay(order.purchase_deadline),
+            "createdAt": self.when(order.created_at),
+            "modifiedAt": self.when(order.modified_at),
+            "purchaseDeadline": self.when(order.purchase_deadline),
             "idKey": order.id_key,
             "customerId": order.customer_id,
             "shipping": None,
@@ -581,10 +620,10 @@ class Renderer:
         return {
             "subscriptionId": sub.id,
             "status": sub.status,
-            "createdAt": to_steppay(sub.created_at),
-            "lastPaymentDate": to_steppay(sub.last_payment_date),
-            "nextPaymentDate": to_steppay(sub.next_payment_date),
-            "endDate": to_steppay(sub.end_date),
+            "createdAt": self.when(sub.created_at),
+            "lastPaymentDate": self.when(sub.last_payment_date),
+            "nextPaymentDate": self.when(sub.next_payment_date),
+            "endDate": self.when(sub.end_date),
             "orderId": sub.parent_order_id,
             "orderCode": parent.code if parent else None,
             "customerId": sub.customer_id,
@@ -604,7 +643,7 @@ class Renderer:
             ],
             "paymentMethod": self._payment_method(sub),
             "currentPeriod": self._current_period(sub),
-            "trialPeriod": None,
+            "trialPeriod": self._trial_period(sub),
         }
 
     def webhook_payment(self, order: Order) -> JSON:
@@ -617,11 +656,17 @@ class Renderer:
             "orderId": order.id,
             "customerId": order.customer_id,
             "paidAmount": order.paid_amount,
-            "paidAt": to_steppay(payment.paid_at),
+            "paidAt": self.when(payment.paid_at),
             "status": payment.status,
             "paymentGateway": payment.gateway,
             "paymentMethod": payment.method,
             "errorMessage": payment.error_message,
+            "cancel": (
+                {"canceledAmount": order.returned_amount, "lastCanceledDate": self.when(payment.canceled_at)}
+                if order.returned_amount
+                else None
+            ),
+            "vBank": self.vbank(payment),
         }
 
 

@@ -7,15 +7,19 @@ v2: ``POST`` with ``Content-Type: application/json``, body
 v1 (deprecated): ``{"webHookType": "PAYMENT", "orderId": n}`` and ``{"id": n, "status": "..."}``,
 unsigned.
 
-Deliveries run in a background worker: the API call that caused an event never waits. Each
-delivery is retried on a non-2xx answer or a connection error (``1 + len(retry_delays)``
-attempts) and every attempt goes into the delivery log. The URL, key and versions in force
-when the event happens are the ones used for all of its attempts.
+Deliveries run in a background worker: the API call that caused an event never waits. StepPay
+documents no automatic retry of a failed delivery (its portal shows the delivery history and a
+person may resend one), so by default each delivery is tried once; ``retry_delays`` turns retries
+on (``1 + len(retry_delays)`` attempts on a non-2xx answer or a connection error). ``resend``
+sends a logged delivery's original request again: same body, same ``Steppay-Signature`` (same
+timestamp). Every attempt goes into the delivery log. The URL, key and versions in force when
+the event happens are the ones used for all of its attempts.
 """
 
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import heapq
 import hmac
@@ -24,7 +28,7 @@ import itertools
 import json
 import threading
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -73,6 +77,11 @@ class Delivery:
     retry_delays: tuple[float, ...]
     attempt: int = 0
     delayed_ms: int = 0
+    resend: bool = False  # a person's resend of a logged delivery (portal-style), not a retry
+
+
+class UnknownDelivery(LookupError):
+    """No delivery with that id is (still) in the log."""
 
 
 @dataclass
@@ -80,7 +89,7 @@ class WebhookSettings:
     url: str | None = None
     key: str = "sandbox-webhook-key"
     versions: tuple[str, ...] = ("v2",)
-    retry_delays: tuple[float, ...] = (0.5, 2.0)
+    retry_delays: tuple[float, ...] = ()  # no automatic retry (none is documented by StepPay)
     timeout: float = 5.0
 
     def describe(self) -> dict[str, Any]:
@@ -123,6 +132,7 @@ class WebhookDispatcher:
         self._delivery_ids = itertools.count(1)
         self._log_ids = itertools.count(1)
         self._log: deque[dict[str, Any]] = deque(maxlen=LOG_LIMIT)
+        self._deliveries: OrderedDict[int, Delivery] = OrderedDict()  # for resend, newest last
         self._inflight = 0
         self._stopping = False
         self._workers = workers
@@ -224,7 +234,7 @@ class WebhookDispatcher:
             headers[SIGNATURE_HEADER] = sign(body, key, timestamp)
         else:
             body = serialise(outgoing.payload)
-        return Delivery(
+        delivery = Delivery(
             id=next(self._delivery_ids),
             event=outgoing.event,
             version=outgoing.version,
@@ -235,6 +245,39 @@ class WebhookDispatcher:
             max_attempts=1 + len(delays),
             retry_delays=delays,
         )
+        with self._cond:
+            self._deliveries[delivery.id] = delivery
+            while len(self._deliveries) > LOG_LIMIT:
+                self._deliveries.popitem(last=False)
+        return delivery
+
+    def resend(self, delivery_id: int) -> Delivery:
+        """Send a logged delivery's original request again (same body, headers and signature).
+
+        It goes to the delivery's URL, or to the configured one if it had none; one attempt,
+        never retried. ``UnknownDelivery`` when the id is not in the log; ``ValueError`` when
+        there is no URL to send it to.
+        """
+        with self._cond:
+            original = self._deliveries.get(delivery_id)
+            url = original.url if original is not None and original.url else self.settings.url
+        if original is None:
+            raise UnknownDelivery(delivery_id)
+        if url is None:
+            raise ValueError("no webhook URL configured")
+        attempts = sum(1 for entry in self.log(deliveryId=delivery_id))
+        again = dataclasses.replace(
+            original,
+            url=url,
+            headers=dict(original.headers),
+            attempt=attempts,
+            max_attempts=attempts + 1,
+            retry_delays=(),
+            delayed_ms=0,
+            resend=True,
+        )
+        self._schedule(again, time.monotonic())
+        return again
 
     def _schedule(self, delivery: Delivery, due: float) -> None:
         with self._cond:
@@ -328,6 +371,7 @@ class WebhookDispatcher:
             "statusCode": status,
             "error": error,
             "willRetry": will_retry,
+            "resend": delivery.resend,
             "delayedMs": delivery.delayed_ms,
             "timestamp": moment.isoformat(),
             "epoch": moment.timestamp(),
@@ -351,6 +395,7 @@ class WebhookDispatcher:
     def clear_log(self) -> None:
         with self._cond:
             self._log.clear()
+            self._deliveries.clear()
 
     def pending(self) -> int:
         with self._cond:

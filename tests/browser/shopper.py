@@ -26,7 +26,9 @@ def open_shop(page: Any, demo: DemoServer, lang: str, product: str, mode: str) -
     """The shop page with ``product`` and ``mode`` chosen; returns the product's price code."""
     page.goto(f"{demo.url}/?lang={lang}")
     expect(page.locator("body")).to_have_attribute("data-ready", "true")
-    choice = page.locator(f"input[name=product][data-kind={product}]")
+    # The sandbox's catalogue lists the plain demo products first (newest first); later ones
+    # (tax lines, trials) are of the same kinds.
+    choice = page.locator(f"input[name=product][data-kind={product}]").first
     choice.check()
     page.locator(f"input[name=mode][value={mode}]").check()
     price = AMOUNT[(lang, product)] + (

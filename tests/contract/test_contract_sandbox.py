@@ -220,6 +220,110 @@ def test_subscription_orders_and_detail(contract: Contract, sandbox_client: Sand
     contract.check("SubscriptionV1DTO", get(sandbox_client, f"/api/v1/subscriptions/{sub_id}"))
 
 
+# -- lines, first sale, trials, virtual accounts, refunds, zones (issue #16) --------------------
+
+
+def _create(client: SandboxClient, product: str, price: str, maximum: int | None = None) -> dict[str, Any]:
+    item: dict[str, Any] = {
+        "productCode": product,
+        "priceCode": price,
+        "currency": "KRW",
+        "minimumQuantity": 1,
+    }
+    if maximum is not None:
+        item["maximumQuantity"] = maximum
+    response = client.api("POST", "/api/v1/orders", json={"customerId": 1001, "items": [item]})
+    assert response.status_code == 201, response.text
+    return dict(response.json())
+
+
+def test_orders_with_tax_shipping_fee_and_discount_lines(
+    contract: Contract, sandbox_client: SandboxClient
+) -> None:
+    order = _create(sandbox_client, "product_box_lines_demo", "price_box_lines_demo", maximum=3)
+    contract.check("ProductOrderdto", order)
+    contract.check("OrderV1DTO", order)
+    assert {item["type"] for item in order["items"]} == {"SKU", "TAX", "SHIPPING", "FEE", "DISCOUNT"}
+    paid = sandbox_client.control("POST", f"/orders/{order['orderCode']}/complete", {"quantity": 2})
+    assert paid.status_code == 200, paid.text
+    contract.check("OrderV1DTO", paid.json())
+    contract.check("OrderV1DTO", get(sandbox_client, f"/api/v1/orders/{order['orderCode']}"))
+    refund = sandbox_client.api(
+        "PATCH", f"/api/v1/orders/{order['orderCode']}/cancel", json={"requestPrice": 100}
+    )
+    contract.check("ProductApiresponse", refund.json())
+    contract.check("OrderListPageV1DTO", get(sandbox_client, "/api/v1/orders", params={"size": 5}))
+
+
+def test_first_sale_and_trial_prices_products_and_subscriptions(
+    contract: Contract, sandbox_client: SandboxClient
+) -> None:
+    products = get(sandbox_client, "/api/v1/products", params={"size": 100})
+    contract.check("ProductListPageDTO", products)
+    demo = {product["code"]: product for product in products["content"]}
+    assert demo["product_trial_demo"]["enabledDemo"] is True
+    for product, price in (
+        ("product_first_sale_demo", "price_first_sale_monthly_demo"),
+        ("product_trial_demo", "price_trial_monthly_demo"),
+    ):
+        order = _create(sandbox_client, product, price)
+        paid = sandbox_client.control("POST", f"/orders/{order['orderCode']}/complete", {})
+        assert paid.status_code == 200, paid.text
+        contract.check("OrderV1DTO", paid.json())
+        sub_id = paid.json()["subscriptions"][0]["id"]
+        contract.check("SubscriptionV1DTO", get(sandbox_client, f"/api/v1/subscriptions/{sub_id}"))
+        renewal = sandbox_client.control("POST", f"/subscriptions/{sub_id}/renew", {})
+        contract.check("OrderV1DTO", renewal.json())
+    trial_sub = get(sandbox_client, f"/api/v1/subscriptions/{sub_id}")
+    assert trial_sub["trialPeriod"] is not None  # the trial's schema (ProductPerioddto) was checked
+
+
+def test_virtual_account_orders(contract: Contract, sandbox_client: SandboxClient) -> None:
+    order = _create(sandbox_client, "product_onetime_demo", "price_onetime_demo", maximum=2)
+    code = order["orderCode"]
+    standby = sandbox_client.control(
+        "POST", f"/orders/{code}/complete", {"outcome": "standby", "quantity": 2}
+    )
+    assert standby.status_code == 200, standby.text
+    contract.check("OrderV1DTO", standby.json())
+    waiting = get(sandbox_client, f"/api/v1/orders/{code}")
+    contract.check("OrderV1DTO", waiting)
+    contract.check("VBankV1DTO", waiting["payment"]["vbankDTO"])
+    assert waiting["items"][0]["status"] == "DEPOSIT_WAITING"
+    contract.check("ProductErrorresponse", sandbox_client.control("POST", f"/orders/{code}/complete").json())
+    paid = sandbox_client.control("POST", f"/orders/{code}/deposit", {})
+    contract.check("OrderV1DTO", paid.json())
+    contract.check("OrderV1DTO", get(sandbox_client, f"/api/v1/orders/{code}"))
+
+
+def test_repeated_refunds_and_their_refusal(contract: Contract, sandbox_client: SandboxClient) -> None:
+    order = sandbox_client.create_order()
+    code = order["orderCode"]
+    sandbox_client.complete(code)
+    for amount in (1000, 2000):
+        answer = sandbox_client.api("PATCH", f"/api/v1/orders/{code}/cancel", json={"requestPrice": amount})
+        assert answer.status_code == 200
+        contract.check("ProductApiresponse", answer.json())
+        contract.check("OrderV1DTO", get(sandbox_client, f"/api/v1/orders/{code}"))
+    over = sandbox_client.api("PATCH", f"/api/v1/orders/{code}/cancel", json={"requestPrice": 10**6})
+    assert over.status_code == 400
+    contract.check("ProductErrorresponse", over.json())
+    control_refund = sandbox_client.control("POST", f"/orders/{code}/refund")
+    contract.check("OrderV1DTO", control_refund.json())
+
+
+@pytest.mark.parametrize("zone", ["UTC", "Asia/Seoul"])
+def test_answers_in_either_zone(contract: Contract, zone: str) -> None:
+    with SandboxServer(port=0, timezone=zone) as server:
+        client = SandboxClient(server.url)
+        order = client.create_order("recurring")
+        paid = client.complete(order["orderCode"]).json()
+        contract.check("OrderV1DTO", paid)
+        sub_id = paid["subscriptions"][0]["id"]
+        contract.check("SubscriptionV1DTO", get(client, f"/api/v1/subscriptions/{sub_id}"))
+        client.http.close()
+
+
 def test_order_list(contract: Contract, sandbox_client: SandboxClient) -> None:
     paid = sandbox_client.create_order()
     sandbox_client.complete(paid["orderCode"])

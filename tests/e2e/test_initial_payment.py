@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -76,7 +77,8 @@ def test_paid_order_is_verified_recorded_once_and_announced_once(shop: Shop) -> 
     assert first["orderCode"] == code
     assert first["amount"] == "15000"
     assert first["currency"] == "KRW"
-    assert first["paidAt"] and ("+09:00" in first["paidAt"])
+    # StepPay's zone-less paymentDate, read in STEPPAY_TIMEZONE (UTC by default), keeps an explicit offset.
+    assert first["paidAt"] and datetime.fromisoformat(first["paidAt"]).utcoffset() == timedelta(0)
 
     record = shop.record(code)
     assert record is not None and record["state"] == "PAID"

@@ -157,7 +157,7 @@ def test_create_get_pay_list_receipt_cancel(
     control.complete(created.order_code)
     paid = client.get_order(created.order_code)
     assert paid.payment_date is not None and paid.payment_date.tzinfo is not None
-    assert paid.payment_date.utcoffset() == timedelta(hours=9)  # zone-less, read as Asia/Seoul
+    assert paid.payment_date.utcoffset() == timedelta(0)  # zone-less, read in the default zone (UTC)
     assert paid.payment_date_raw is not None and "+" not in paid.payment_date_raw
     assert paid.paid_amount == price
     assert verify_payment(claim, paid).verdict is Verdict.PAID

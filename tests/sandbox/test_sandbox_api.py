@@ -82,7 +82,9 @@ def test_create_one_time_order(sandbox_client: SandboxClient) -> None:
     assert order["subscriptions"] == [] and order["parentSubscription"] is None
     [item] = order["items"]
     assert item["status"] == "CREATED"
-    assert item["quantity"] == 2 and item["currency"] == "KRW"
+    # Unpaid: StepPay reports quantity 0 (the shopper has not chosen yet); the bounds say 2.
+    assert item["quantity"] == 0 and item["minimumQuantity"] == 2 and item["currency"] == "KRW"
+    assert item["type"] == "SKU"
     assert item["price"]["code"] == "price_onetime_demo" and item["price"]["price"] == 15000
     assert item["product"]["code"] == "product_onetime_demo"
     assert order["customer"]["id"] == body["customerId"]

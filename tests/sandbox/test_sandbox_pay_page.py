@@ -113,7 +113,7 @@ def test_pay_page_shows_the_order_and_three_buttons(sandbox_client: SandboxClien
     assert order["productName"] in html and "30,000 KRW" in html and order["orderCode"] in html
     assert "결제" in html and "Pay" in html  # Korean and English labels
     form = parse(html)
-    assert set(form.buttons) == {"pay-button", "fail-button", "cancel-button"}
+    assert set(form.buttons) == {"pay-button", "vbank-button", "fail-button", "cancel-button"}
     [the_form] = form.forms
     assert the_form["target"] == "_self"  # a popup or iframe keeps the navigation to itself
     assert the_form["action"] == f"/pay/{order['orderCode']}"

@@ -236,7 +236,8 @@ def test_pay_page_shows_a_quantity_input_when_the_shopper_may_choose(sandbox_cli
     assert field["id"] == "quantity-price_onetime_demo" and "required" in field
     assert field["data-unit-price"] == str(ONE_TIME_PRICE)
     form = parse(html)
-    assert set(form.buttons) == {"pay-button", "fail-button", "cancel-button"}
+    assert set(form.buttons) == {"pay-button", "vbank-button", "fail-button", "cancel-button"}
+    assert "formnovalidate" not in form.buttons["vbank-button"]  # a virtual account charges the choice
     assert form.hidden == REDIRECTS  # the hidden fields are unchanged
     assert "formnovalidate" in form.buttons["cancel-button"]
     assert "formnovalidate" not in form.buttons["pay-button"]

@@ -72,6 +72,8 @@ PAYMENT_KEYS = {
     "paymentGateway",
     "paymentMethod",
     "errorMessage",
+    "cancel",  # {canceledAmount, lastCanceledDate} once refunded, else null
+    "vBank",  # the virtual account (VBANK), else null
 }
 
 

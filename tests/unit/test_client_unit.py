@@ -194,6 +194,7 @@ def client(stub: StubStepPay, records: list[CallRecord]) -> Iterator[StepPayClie
         connect_timeout=1.0,
         read_timeout=READ_TIMEOUT,
         max_retries=2,
+        zone=SEOUL,  # the non-default zone: a range and a zone-less time are converted, not copied
         on_call=records.append,
     )
     yield c

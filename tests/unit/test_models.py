@@ -41,6 +41,7 @@ from steppay.webhook_models import (
 )
 
 SEOUL = ZoneInfo("Asia/Seoul")
+STEPPAY_ZONE = ZoneInfo("UTC")  # the default reading of StepPay's zone-less times (docs/STEPPAY.md)
 
 # An order detail as StepPay's spec describes it (OrderV1DTO), trimmed to what matters.
 ORDER_JSON = """
@@ -127,10 +128,10 @@ def test_dumps_json_writes_decimals_exactly_and_refuses_floats() -> None:
 # -- date-times ---------------------------------------------------------------------------
 
 
-def test_zone_less_times_are_read_as_seoul_and_the_original_string_is_kept() -> None:
+def test_zone_less_times_are_read_in_the_default_zone_and_the_original_string_is_kept() -> None:
     order = OrderDetail.model_validate(order_data())
-    assert order.payment_date == datetime(2023, 6, 19, 6, 19, 55, 403711, tzinfo=SEOUL)
-    assert order.payment_date is not None and order.payment_date.utcoffset() == timedelta(hours=9)
+    assert order.payment_date == datetime(2023, 6, 19, 6, 19, 55, 403711, tzinfo=STEPPAY_ZONE)
+    assert order.payment_date is not None and order.payment_date.utcoffset() == timedelta(0)
     assert order.payment_date_raw == "2023-06-19T06:19:55.403711"
     assert order.payment is not None and order.payment.payment_date_raw == "2023-06-19T06:19:55.403711"
     assert order.created_at is not None and order.created_at.tzinfo is not None
@@ -146,10 +147,11 @@ def test_an_explicit_offset_is_respected() -> None:
 
 
 def test_the_zone_is_configurable_by_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("STEPPAY_TIMEZONE", "UTC")
+    monkeypatch.setenv("STEPPAY_TIMEZONE", "Asia/Seoul")
     settings_module.get_settings.cache_clear()
     order = OrderDetail.model_validate(order_data())
-    assert order.payment_date == datetime(2023, 6, 19, 6, 19, 55, 403711, tzinfo=UTC)
+    assert order.payment_date == datetime(2023, 6, 19, 6, 19, 55, 403711, tzinfo=SEOUL)
+    assert order.payment_date is not None and order.payment_date.utcoffset() == timedelta(hours=9)
 
 
 def test_the_zone_is_configurable_by_validation_context() -> None:
@@ -283,7 +285,7 @@ def test_order_page() -> None:
     assert [o.id for o in page.content] == [1, 2]
     assert page.content[0].paid_amount == Decimal("100.5")
     assert page.content[1].type == "FUTURE_TYPE"  # a list row is informative: tolerant
-    assert page.content[1].payment_date == datetime(2023, 6, 19, 6, 10, tzinfo=SEOUL)
+    assert page.content[1].payment_date == datetime(2023, 6, 19, 6, 10, tzinfo=STEPPAY_ZONE)
     assert page.last is False and page.total_pages == 3
 
 
@@ -304,7 +306,7 @@ def test_subscription() -> None:
         1001,
         "order_a",
     )
-    assert sub.next_payment_date == datetime(2023, 7, 19, 6, 10, tzinfo=SEOUL)
+    assert sub.next_payment_date == datetime(2023, 7, 19, 6, 10, tzinfo=STEPPAY_ZONE)
     with pytest.raises(ValidationError):
         Subscription.model_validate({"id": 77, "status": "NOT_A_STATUS"})
 
@@ -328,7 +330,7 @@ def test_order_create_request_serialises_by_alias_without_nones() -> None:
         items=[OrderCreateItem(product_code="product_1", price_code="price_1", minimum_quantity=1)],
         purchase_deadline=datetime(2024, 1, 1, 0, 0, tzinfo=UTC),
     )
-    assert request.to_steppay() == {
+    assert request.to_steppay(zone=SEOUL) == {
         "customerId": 7,
         "items": [
             {"productCode": "product_1", "priceCode": "price_1", "currency": "KRW", "minimumQuantity": 1}

@@ -75,7 +75,7 @@ def test_defaults_match_the_architecture_page() -> None:
     s = Settings.from_environment()
     assert s.stage == "local"
     assert s.steppay_base_url == "https://api.steppay.kr"
-    assert s.steppay_timezone == "Asia/Seoul" and str(s.zone) == "Asia/Seoul"
+    assert s.steppay_timezone == "UTC" and str(s.zone) == "UTC"
     assert (s.steppay_connect_timeout, s.steppay_read_timeout, s.steppay_max_retries) == (3.05, 10.0, 2)
     assert s.webhook_tolerance_seconds == 300
     assert s.allowed_redirect_hosts == ()

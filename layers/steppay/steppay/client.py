@@ -197,7 +197,7 @@ class StepPayClient:
         read_timeout: float = 10.0,
         max_retries: int = 2,
         max_retry_after: float = DEFAULT_MAX_RETRY_AFTER,
-        zone: tzinfo | str = "Asia/Seoul",
+        zone: tzinfo | str = "UTC",
         session: requests.Session | None = None,
         on_call: CallHook | None = None,
     ) -> None:

@@ -18,7 +18,8 @@ Rules the models follow:
   output reads back.
 * StepPay's date-times are zone-less local times. `StepPayDateTime` reads them in the zone given
   by the validation context key `steppay_timezone`, else `Settings.steppay_timezone`
-  (default Asia/Seoul), and is always timezone-aware; a string with an offset keeps its offset.
+  (default UTC, unverified: docs/STEPPAY.md), and is always timezone-aware; a string with an
+  offset keeps its offset.
   Models that carry a `paymentDate` also keep the original string (`payment_date_raw`), because
   records store StepPay's value exactly as it came.
 * Python names are snake_case; StepPay's camelCase names are the aliases. Both are accepted.

@@ -61,11 +61,34 @@ from steppay.redirects import check_redirect_url
 from steppay.settings import Settings
 from steppay.transitions import order_kind, transition_for
 from steppay.verification import PaymentClaim, Verdict, VerificationResult, verify_payment
+from steppay.zone import ZoneDisagreement, check_created_at
 
 if TYPE_CHECKING:
     from steppay.subscription_models import Subscription
 
 logger = Logger(child=True)
+_zone_reported: list[ZoneDisagreement] = []  # one log line per container, the metric each time
+
+
+def report_zone_evidence(disagreement: ZoneDisagreement | None) -> None:
+    """A created order whose `createdAt` says STEPPAY_TIMEZONE is wrong (steppay.zone)."""
+    if disagreement is None:
+        return
+    from aws_lambda_powertools import Metrics  # deferred: only when there is something to count
+    from aws_lambda_powertools.metrics import MetricUnit
+
+    Metrics().add_metric(name="StepPayZoneDisagreement", unit=MetricUnit.Count, value=1)
+    if disagreement not in _zone_reported:
+        _zone_reported.append(disagreement)
+        logger.warning(
+            "STEPPAY_TIMEZONE disagrees with StepPay's clock",
+            extra={
+                "configured_zone": disagreement.configured,
+                "skew_minutes": int(disagreement.skew.total_seconds() // 60),
+                "observed_utc_offset_minutes": int(disagreement.observed_utc_offset.total_seconds() // 60),
+                "detail": disagreement.describe(),
+            },
+        )
 
 DEFAULT_CHECKOUT_LIFETIME = timedelta(hours=24)
 MAX_CHECKOUT_LIFETIME = timedelta(days=30)
@@ -312,6 +335,7 @@ class PaymentFlows:
         return expires_at
 
     def _create_order(self, request: CheckoutRequest, claim: CheckoutRecord) -> OrderDetail:
+        requested_at = datetime.now(UTC)
         try:
             order = self._gateway.create_order(
                 OrderCreateRequest(
@@ -334,6 +358,7 @@ class PaymentFlows:
         except StepPayError as exc:
             logger.warning("StepPay could not create a checkout's order", extra={"error": type(exc).__name__})
             raise _steppay_problem(exc) from exc
+        report_zone_evidence(check_created_at(order.created_at, requested_at, self._settings.zone))
         return order
 
     def _register_order(

@@ -31,7 +31,7 @@ class Settings(BaseModel):
     steppay_secret_token: SecretStr = SecretStr("")
     steppay_webhook_keys_param: str = ""
     steppay_webhook_keys: SecretStr = SecretStr("")
-    steppay_timezone: str = "Asia/Seoul"
+    steppay_timezone: str = "UTC"  # unverified: docs/STEPPAY.md, Time zone
     # Timeouts are durations, not money: floats are fine here.
     steppay_connect_timeout: Annotated[float, Field(gt=0, le=60)] = 3.05
     steppay_read_timeout: Annotated[float, Field(gt=0, le=120)] = 10.0
