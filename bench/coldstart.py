@@ -135,6 +135,7 @@ BASE_ENV = {
     "STEPPAY_CONNECT_TIMEOUT": "2",
     "STEPPAY_READ_TIMEOUT": "5",
     "STEPPAY_MAX_RETRIES": "1",
+    "STEPPAY_TIMEZONE": "UTC",
     "STEPPAY_POWERTOOLS_TRACER": "disabled",  # the template's default (steppay.tracing)
 }
 
