@@ -211,6 +211,7 @@ def flow_cost(
             "sqs_requests": round(sqs_requests, 2),
             "steppay_calls": round(steppay_calls, 2),
             "stream_records": flow.get("stream_records", 0.0),
+            "records_to_publisher": flow.get("records_to_publisher", 0.0),
             "log_bytes": round(flow["log_bytes"] + lambda_requests * PLATFORM_LOG_BYTES),
         },
         "dynamodb_wru_by_write": {k: round(v, 2) for k, v in sorted(wru_by_write.items())},

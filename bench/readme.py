@@ -1,6 +1,10 @@
 """The README's performance table, from one `make bench` run.
 
-    PYTHONPATH=. .venv/bin/python -m bench.readme [bench-results/latest.json]
+    .venv/bin/python -m bench.readme [bench-results/latest.json]
+    .venv/bin/python -m bench.readme --cost [bench-results/cost.json]
+
+The second form keeps the last `make bench-cost` run's figures beside the full run's (a cost run
+measures no cold starts, so the full run's table stays as it was).
 
 Keeps the figures the README shows in `docs/benchmarks/readme-run.json` (a small extract of the
 run: when, on what, cold starts, warm p50s, cost per million) and writes the table rendered from
@@ -57,6 +61,41 @@ def extract(results: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+FLOWS = ("flow_payment", "flow_renewal")
+COST_FIGURES = ("lambda_requests", "dynamodb_wru", "sqs_requests", "steppay_calls")
+
+
+def extract_cost(results: Mapping[str, Any]) -> dict[str, Any]:
+    """What the README shows of a `make bench-cost` run."""
+    cost = results["cost"]
+    return {
+        "started": results["started"],
+        **{
+            flow: {
+                **{k: cost[flow]["measured"]["quantities_per_flow"][k] for k in COST_FIGURES},
+                "usd_measured": cost[flow]["measured"]["usd_per_million_total"],
+                "usd_with_network": cost[flow]["with_network_latency"]["usd_per_million_total"],
+            }
+            for flow in FLOWS
+        },
+    }
+
+
+def _cost_line(run: Mapping[str, Any]) -> str:
+    def flow(name: str, what: str) -> str:
+        f = run[name]
+        return (
+            f"per {what}: {f['lambda_requests']} Lambda invocations, {f['dynamodb_wru']} WRU, "
+            f"{f['sqs_requests']} SQS requests, {f['steppay_calls']} StepPay calls, ${f['usd_measured']} "
+            f"per million (${f['usd_with_network']} with network latency modelled)"
+        )
+
+    return (
+        f"The last `make bench-cost` run, {run['started']}: "
+        f"{flow('flow_payment', 'verified payment')}; {flow('flow_renewal', 'renewal')}."
+    )
+
+
 def render(data: Mapping[str, Any]) -> str:
     machine = data["machine"]
     lines = [
@@ -75,17 +114,25 @@ def render(data: Mapping[str, Any]) -> str:
     usd, calls, requests = data["usd_per_million"], data["steppay_calls"], data["lambda_requests"]
     lines += [
         "",
-        f"Per verified payment: {requests['flow_payment']} Lambda invocations, {calls['flow_payment']} "
-        f"StepPay calls, ${usd['flow_payment']} per million; per renewal: {requests['flow_renewal']} "
-        f"invocations, {calls['flow_renewal']} StepPay calls, ${usd['flow_renewal']} per million "
+        f"That run, per verified payment: {requests['flow_payment']} Lambda invocations, "
+        f"{calls['flow_payment']} StepPay calls, ${usd['flow_payment']} per million; per renewal: "
+        f"{requests['flow_renewal']} invocations, {calls['flow_renewal']} StepPay calls, "
+        f"${usd['flow_renewal']} per million "
         "(US East list prices, with network latency modelled).",
     ]
+    if "cost_run" in data:
+        lines += ["", _cost_line(data["cost_run"])]
     return "\n".join(lines)
 
 
 def main(argv: list[str]) -> int:
-    source = Path(argv[0]) if argv else ROOT / "bench-results" / "latest.json"
-    data = extract(json.loads(source.read_text(encoding="utf-8")))
+    if argv[:1] == ["--cost"]:
+        source = Path(argv[1]) if len(argv) > 1 else ROOT / "bench-results" / "cost.json"
+        data = json.loads(EXTRACT.read_text(encoding="utf-8"))
+        data["cost_run"] = extract_cost(json.loads(source.read_text(encoding="utf-8")))
+    else:
+        source = Path(argv[0]) if argv else ROOT / "bench-results" / "latest.json"
+        data = extract(json.loads(source.read_text(encoding="utf-8")))
     EXTRACT.parent.mkdir(parents=True, exist_ok=True)
     EXTRACT.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
     table = render(data)

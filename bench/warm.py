@@ -149,13 +149,9 @@ def _snake(operation: str) -> str:
     return "".join(f"_{c.lower()}" if c.isupper() else c for c in operation).lstrip("_")
 
 
-def webhook_key(raw: bytes) -> str:
-    """The intake's dedupe key of a v2 webhook (event and data, not the envelope's timestamp)."""
-    body = json.loads(raw)
-    canonical = json.dumps(
-        {"event": body["event"], "data": body.get("data")}, sort_keys=True, ensure_ascii=False, default=str
-    )
-    return hashlib.sha256(canonical.encode()).hexdigest()
+def body_sha256(raw: bytes) -> str:
+    """What the intake's queue message carries of a webhook's body (its hash, for the logs)."""
+    return hashlib.sha256(raw).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -174,14 +170,14 @@ class Recording:
     order_code: str = ""
     order_id: str = ""
     raw_body: bytes = b""
-    dedupe_key: str = ""
+    body_sha256: str = ""
     checkout: Checkout | None = None
 
 
 class Floor:
     """Replays a handler invocation's exact I/O with raw boto3 clients and a requests session:
     the same operations with the same expressions and attributes, only the identifiers (order
-    code and id, merchantRef and checkout id, webhook key and body) replaced by the floor's own."""
+    code and id, merchantRef and checkout id, webhook body and its hash) replaced by the floor's own."""
 
     def __init__(self, backends: Backends) -> None:
         self.base = backends.sandbox.url
@@ -207,7 +203,7 @@ class Floor:
         numbers = {recording.order_id: order_id} if order_id else {}
         data = {recording.raw_body: raw} if raw else {}
         if key:
-            strings[recording.dedupe_key] = key
+            strings[recording.body_sha256] = key
         if checkout is not None and recording.checkout is not None:
             strings[recording.checkout.merchant_ref] = checkout.merchant_ref
             strings[recording.checkout.checkout_id] = checkout.checkout_id
@@ -253,7 +249,7 @@ class Floor:
 
     def webhook(self, raw: bytes, headers: dict[str, str]) -> None:
         del headers
-        self._replay(self.recordings["webhook"], raw=raw, key=webhook_key(raw))
+        self._replay(self.recordings["webhook"], raw=raw, key=body_sha256(raw))
 
 
 # -- the run --------------------------------------------------------------------------------------
@@ -335,8 +331,8 @@ class WarmBench:
 
     def handler_webhook(self, raw: bytes, headers: dict[str, str]) -> None:
         response = self._call("webhook", http_event("POST", "/webhooks/steppay", body=raw, headers=headers))
-        if json.loads(response["body"]).get("duplicate"):
-            raise RuntimeError("a webhook meant to be new was a duplicate")
+        if not json.loads(response["body"]).get("queued"):
+            raise RuntimeError(f"a payment webhook was not queued: {response['body']}")
 
     # the floor learns each handler's I/O from one recorded invocation
 
@@ -373,7 +369,7 @@ class WarmBench:
             self.floor.recordings[name] = Recording(calls, code, order_id, checkout=self.checkouts[code])
         raw, headers = self.webhooks(1)[0]
         calls = self._record(lambda: self.handler_webhook(raw, headers))
-        self.floor.recordings["webhook"] = Recording(calls, raw_body=raw, dedupe_key=webhook_key(raw))
+        self.floor.recordings["webhook"] = Recording(calls, raw_body=raw, body_sha256=body_sha256(raw))
 
     # setup (not timed)
 
@@ -385,11 +381,16 @@ class WarmBench:
         return codes
 
     def webhooks(self, count: int) -> list[tuple[bytes, dict[str, str]]]:
-        """`count` webhooks the sandbox recorded for our orders, none used before in this run."""
+        """`count` webhooks the sandbox recorded for our orders, none used before in this run, each
+        one the intake queues (`order.created` and the like are acknowledged only)."""
+        from steppay.webhooks import hint_from_body
+
         found = []
         for delivery in self.control.webhooks():
-            key = json.dumps([delivery["event"], json.loads(delivery["body"])["data"]], sort_keys=True)
-            if delivery["version"] == "v2" and key not in self._webhooks_used:
+            body = json.loads(delivery["body"])
+            key = json.dumps([delivery["event"], body["data"]], sort_keys=True)
+            actionable = hint_from_body(delivery["event"], body).kind != "none"
+            if delivery["version"] == "v2" and actionable and key not in self._webhooks_used:
                 self._webhooks_used.add(key)
                 found.append(fresh_webhook(delivery))
             if len(found) == count:

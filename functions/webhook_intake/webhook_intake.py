@@ -1,9 +1,9 @@
-"""POST /webhooks/steppay: authenticate, store durably, queue, then acknowledge.
+"""POST /webhooks/steppay: authenticate, queue durably, then acknowledge.
 
-Nothing here believes the webhook: it is kept as received and handed to the processor,
-which asks StepPay what is true. The 2xx goes out only after the webhook is stored and
-queued, so a webhook StepPay considers delivered is never lost; the intake itself makes no
-call to StepPay and answers quickly even when StepPay is slow.
+Nothing here believes the webhook: what it names is queued for the processor, which
+asks StepPay what is true. The 2xx goes out only after the queue holds it, so a webhook StepPay
+considers delivered is never lost; the intake makes no call to StepPay and reads no table, so it
+answers quickly even when StepPay or DynamoDB is slow.
 """
 
 # No `from __future__ import annotations` here: the event handler reads the route function's
@@ -23,6 +23,7 @@ from steppay.identifiers import MAX_ID
 from steppay.intake import accept_webhook, check_webhook_keys
 from steppay.snapstart import register_snapstart_hooks
 from steppay.tracing import get_tracer
+from steppay.webhooks import MAX_BODY_BYTES, metric_event_type
 
 logger = Logger()
 tracer = get_tracer()
@@ -32,7 +33,8 @@ register_error_handlers(app)
 register_snapstart_hooks()  # SnapStart: warm before the snapshot, renew after a restore
 check_webhook_keys()  # a blank key is said once, at start, not discovered per webhook
 
-MAX_WEBHOOK_BYTES = 256 * 1024
+# The largest body any version may have (v2); steppay.webhooks caps each version on its own.
+MAX_WEBHOOK_BYTES = MAX_BODY_BYTES["v2"]
 
 # The body is read as raw bytes (the signature covers them), so the route has no body model;
 # the document describes what StepPay sends (see steppay.webhooks for how it is classified).
@@ -93,15 +95,16 @@ WEBHOOK_REQUEST_DOC: dict[str, Any] = {
 
 @app.post(
     "/webhooks/steppay",
-    summary="Receive a StepPay webhook: authenticate, store, queue, acknowledge",
+    summary="Receive a StepPay webhook: authenticate, queue, acknowledge",
     responses=documented_responses(
         {
             200: {
-                "description": "Stored and queued (or a duplicate of one already stored)",
+                "description": "Queued for processing, or acknowledged without queueing "
+                "(a type that changes nothing we record: `queued` is false)",
                 "content": {"application/json": {"model": WebhookAck}},
             }
         },
-        (400, 401, 413, 415, 503),
+        (400, 401, 413, 415, 503),  # 400 also: webhook_v1_disabled
     ),
     openapi_extensions=WEBHOOK_REQUEST_DOC,
 )
@@ -112,14 +115,17 @@ def receive_webhook() -> Response[dict[str, Any]]:
     # The signature covers the body's exact bytes: take them as API Gateway received them.
     raw = base64.b64decode(body) if event.is_base64_encoded else body.encode("utf-8")
     accepted = accept_webhook(raw, dict(event.headers or {}))
-    metrics.add_dimension(name="EventType", value=accepted.webhook.event_type[:64])
+    # A fixed set of dimension values: the sender chooses the type, not how many metrics we pay.
+    metrics.add_dimension(name="EventType", value=metric_event_type(accepted.webhook.event_type))
     metrics.add_metric(name="WebhooksAccepted", unit=MetricUnit.Count, value=1)
-    if accepted.duplicate:
-        metrics.add_metric(name="WebhookDuplicates", unit=MetricUnit.Count, value=1)
+    if not accepted.queued:
+        metrics.add_metric(name="WebhooksNotActionable", unit=MetricUnit.Count, value=1)
+    if accepted.webhook.stale_signature:
+        metrics.add_metric(name="StaleSignedWebhooks", unit=MetricUnit.Count, value=1)
     return Response(
         status_code=200,
         content_type="application/json",
-        body={"received": True, "duplicate": accepted.duplicate},
+        body={"received": True, "queued": accepted.queued},
         headers=NO_STORE,
     )
 

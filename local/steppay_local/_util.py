@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import json
 import logging
 import socket
 import subprocess
@@ -89,6 +90,19 @@ class LogCapture:
 
     def text(self, source: str | None = None) -> str:
         return "\n".join(self.lines(source))
+
+    def records(self, source: str, message: str | None = None, start: int = 0) -> list[dict[str, Any]]:
+        """The structured (JSON) log lines of ``source`` from line ``start`` on, optionally only those
+        whose ``message`` is ``message``: what a function logged with Powertools' Logger."""
+        found: list[dict[str, Any]] = []
+        for line in self.lines(source)[start:]:
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(record, dict) and (message is None or record.get("message") == message):
+                found.append(record)
+        return found
 
     def clear(self) -> None:
         with self._cond:

@@ -1,7 +1,8 @@
 """SQS-fed invocations: SQS event source mappings, and EventBridge rules' Lambda targets.
 
 ``SqsEventSource`` does what Lambda's SQS event source mapping does: receive a batch (``BatchSize``,
-``MaximumBatchingWindowInSeconds``), invoke with Lambda's SQS event, delete the batch on success,
+``MaximumBatchingWindowInSeconds``), delete the messages its ``FilterCriteria`` filters out (Lambda
+does, unseen by the function), invoke with Lambda's SQS event, delete the batch on success,
 delete all but the reported items on a ``batchItemFailures`` response, delete nothing on an error.
 Undeleted messages come back after the queue's visibility timeout, and SQS itself (moto) moves them to
 the dead-letter queue after ``maxReceiveCount`` receives, as the queue's ``RedrivePolicy`` says.
@@ -81,6 +82,7 @@ class SqsEventSource(Poller):
         self.queue_arn = queue_arn
         self.region = region
         self._sqs = client("sqs", moto_endpoint, region)
+        self.filtered_messages = 0  # deleted unseen: no FilterCriteria filter matched them
 
     def _receive(self, count: int) -> list[dict[str, Any]]:
         response = self._sqs.receive_message(
@@ -96,7 +98,9 @@ class SqsEventSource(Poller):
         batch_size = max(1, self.event.batch_size)
         messages = self._receive(batch_size)
         if not messages:
-            return Outcome.IDLE
+            # A delayed message (the queue's DelaySeconds) is there but not yet receivable: not idle,
+            # or "everything sent has been delivered" would be said before it was.
+            return Outcome.PENDING if self._delayed() else Outcome.IDLE
         deadline = time.monotonic() + self.event.maximum_batching_window_seconds
         while len(messages) < batch_size and time.monotonic() < deadline and not self.stopping:
             more = self._receive(batch_size - len(messages))
@@ -104,6 +108,9 @@ class SqsEventSource(Poller):
             if not more:
                 self.sleep(0.1)
         records = [lambda_sqs_record(m, self.queue_arn, self.region) for m in messages]
+        records = self._filtered(records)
+        if not records:
+            return Outcome.WORKED  # only filtered-out messages: nothing to invoke
         try:
             result = self.function.invoke({"Records": records})
         except InvocationError as exc:
@@ -117,19 +124,38 @@ class SqsEventSource(Poller):
         if failed is None:
             self.log(f"invalid batchItemFailures in {result!r}: the whole batch counts as failed")
             return Outcome.WORKED
-        done = [r for r in records if r["messageId"] not in failed]
-        for start in range(0, len(done), 10):
-            chunk = done[start : start + 10]
-            self._sqs.delete_message_batch(
-                QueueUrl=self.queue_url,
-                Entries=[{"Id": str(i), "ReceiptHandle": r["receiptHandle"]} for i, r in enumerate(chunk)],
-            )
+        self._delete([r for r in records if r["messageId"] not in failed])
         if failed:
             self.log(
                 f"{len(failed)} of {len(records)} message(s) reported failed; they return after the "
                 "queue's visibility timeout"
             )
         return Outcome.WORKED
+
+    def _delayed(self) -> int:
+        attributes = self._sqs.get_queue_attributes(
+            QueueUrl=self.queue_url, AttributeNames=["ApproximateNumberOfMessagesDelayed"]
+        )["Attributes"]
+        return int(attributes.get("ApproximateNumberOfMessagesDelayed", 0))
+
+    def _delete(self, records: list[dict[str, Any]]) -> None:
+        for start in range(0, len(records), 10):
+            chunk = records[start : start + 10]
+            self._sqs.delete_message_batch(
+                QueueUrl=self.queue_url,
+                Entries=[{"Id": str(i), "ReceiptHandle": r["receiptHandle"]} for i, r in enumerate(chunk)],
+            )
+
+    def _filtered(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The messages the mapping's FilterCriteria lets through; Lambda deletes the others."""
+        criteria = self.event.filter_criteria
+        if criteria is None:
+            return records
+        passed, dropped = criteria.split(records)
+        if dropped:
+            self._delete([records[i] for i in dropped])
+            self.filtered_messages += len(dropped)
+        return [records[i] for i in passed]
 
     def _failed_ids(self, result: Any, records: list[dict[str, Any]]) -> set[str] | None:
         """Message ids reported failed; None when the report is invalid (the whole batch failed)."""

@@ -548,6 +548,19 @@ class LocalStack:
             if sum(p.activity for p in self.pollers) == before:
                 return
 
+    def queue_depth(self, logical_id: str) -> int:
+        """Messages a template queue holds: visible, in flight (a failed try waits out its
+        visibility timeout) and delayed (the queue's DelaySeconds)."""
+        names = [
+            "ApproximateNumberOfMessages",
+            "ApproximateNumberOfMessagesNotVisible",
+            "ApproximateNumberOfMessagesDelayed",
+        ]
+        attributes = self.client("sqs").get_queue_attributes(
+            QueueUrl=self.queue_urls[logical_id], AttributeNames=names
+        )["Attributes"]
+        return sum(int(attributes.get(name, 0)) for name in names)
+
     def read_tap(self, max_wait: float = 0.0) -> list[dict[str, Any]]:
         """Every event the tap queue holds, parsed and removed; waits up to ``max_wait`` s for the first."""
         sqs = self.client("sqs")

@@ -1,14 +1,15 @@
 """DynamoDB stream → function, as Lambda's event source mapping does it, on DynamoDB Local's real stream.
 
 Per mapping: shards are discovered with ``DescribeStream`` (children only after their parent is fully
-read), read with ``GetRecords`` in order, and batched by ``BatchSize`` and
-``MaximumBatchingWindowInSeconds``. Records are shaped exactly as in Lambda's DynamoDB event. A batch
-is retried with backoff until it succeeds or ``MaximumRetryAttempts`` is exhausted (-1: forever);
-``ReportBatchItemFailures`` responses make the retry start at the lowest failed sequence number;
-``BisectBatchOnFunctionError`` splits a failing batch (splitting does not count as a retry). An
-exhausted batch goes to the ``OnFailure`` SQS destination as Lambda's failure record, and the shard
-moves on. The checkpoint (last delivered sequence number per shard) is kept in memory and, given a
-path, in a JSON file, so a restarted stack resumes instead of replaying.
+read), read with ``GetRecords`` in order, filtered by the mapping's ``FilterCriteria`` (a record no
+filter matches is stepped over: never delivered, the checkpoint moves past it), and batched by
+``BatchSize`` and ``MaximumBatchingWindowInSeconds``. Records are shaped exactly as in Lambda's
+DynamoDB event. A batch is retried with backoff until it succeeds or ``MaximumRetryAttempts`` is
+exhausted (-1: forever); ``ReportBatchItemFailures`` responses make the retry start at the lowest
+failed sequence number; ``BisectBatchOnFunctionError`` splits a failing batch (splitting does not
+count as a retry). An exhausted batch goes to the ``OnFailure`` SQS destination as Lambda's failure
+record, and the shard moves on. The checkpoint (last delivered sequence number per shard) is kept in
+memory and, given a path, in a JSON file, so a restarted stack resumes instead of replaying.
 """
 
 from __future__ import annotations
@@ -153,6 +154,9 @@ class _Shard:
     buffer: list[dict[str, Any]] = field(default_factory=list)
     first_buffered: float = 0.0
     started: bool = False
+    #: Buffered record's sequence number -> the last filtered-out record read right after it: the
+    #: checkpoint moves there once that record's batch is done (Lambda advances past them too).
+    skipped_after: dict[str, str] = field(default_factory=dict)
 
 
 class StreamEventSource(Poller):
@@ -192,6 +196,7 @@ class StreamEventSource(Poller):
         self._first_discovery = True
         self.delivered_batches = 0
         self.failed_batches = 0
+        self.filtered_records = 0  # dropped by the mapping's FilterCriteria, never delivered
 
     # -- discovery --
 
@@ -275,13 +280,37 @@ class StreamEventSource(Poller):
         except Exception:
             shard.iterator = None  # recreate it from the checkpoint next time
             raise
-        records = response.get("Records", [])
+        records = self._filtered(shard, response.get("Records", []))
         if records and not shard.buffer:
             shard.first_buffered = time.monotonic()
         shard.buffer += records
         shard.iterator = response.get("NextShardIterator")
         if shard.iterator is None:
             shard.at_end = True
+
+    def _filtered(self, shard: _Shard, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The records the mapping's FilterCriteria lets through; the others are only stepped over.
+
+        A filtered-out record is never delivered and never retried: with nothing buffered before
+        it, the checkpoint moves past it at once, else once the batch before it is done.
+        """
+        criteria = self.event.filter_criteria
+        if criteria is None or not records:
+            return records
+        assert self.stream_arn is not None
+        kept: list[dict[str, Any]] = []
+        for raw in records:
+            if criteria.matches(lambda_record(raw, self.stream_arn, self.region)):
+                kept.append(raw)
+                continue
+            sequence = raw["dynamodb"]["SequenceNumber"]
+            before = kept[-1] if kept else (shard.buffer[-1] if shard.buffer else None)
+            if before is None:
+                self.checkpoints.update(self.key, self.stream_arn, shard.shard_id, sequence=sequence)
+            else:
+                shard.skipped_after[before["dynamodb"]["SequenceNumber"]] = sequence
+            self.filtered_records += 1
+        return kept
 
     # -- the loop --
 
@@ -313,6 +342,11 @@ class StreamEventSource(Poller):
                 batch = shard.buffer[: self.event.batch_size]
                 if not self._deliver(shard, batch):
                     return Outcome.PENDING  # stopping in the middle of a batch: it will be read again
+                skips = [shard.skipped_after.pop(r["dynamodb"]["SequenceNumber"], None) for r in batch]
+                skipped = skips[-1]
+                if skipped is not None:
+                    assert self.stream_arn is not None
+                    self.checkpoints.update(self.key, self.stream_arn, shard.shard_id, sequence=skipped)
                 del shard.buffer[: len(batch)]
                 if shard.buffer:
                     shard.first_buffered = time.monotonic()

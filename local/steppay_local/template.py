@@ -23,6 +23,13 @@ from typing import Any
 import yaml  # type: ignore[import-untyped,unused-ignore]
 
 from steppay_local._util import DEFAULT_REGION, LOG, client
+from steppay_local.filtering import (
+    DEFAULT_MAX_FILTERS,
+    EventFilter,
+    FilterPatternError,
+    Source,
+    parse_filter_criteria,
+)
 
 DEFAULT_STACK_NAME = "steppay-local"
 MOTO_ACCOUNT_ID = "123456789012"
@@ -117,7 +124,8 @@ class DynamoDBEvent:
     on_failure_destination: str | None = None  # SQS queue ARN
     parallelization_factor: int = 1
     enabled: bool = True
-    filter_criteria: Any = None
+    #: The parsed ``FilterCriteria`` (None: every record is delivered), validated at load.
+    filter_criteria: EventFilter | None = None
 
 
 @dataclass(frozen=True)
@@ -130,7 +138,7 @@ class SqsEvent:
     report_batch_item_failures: bool = False
     enabled: bool = True
     maximum_concurrency: int | None = None
-    filter_criteria: Any = None
+    filter_criteria: EventFilter | None = None
 
 
 @dataclass(frozen=True)
@@ -330,8 +338,11 @@ class Template:
         region: str = DEFAULT_REGION,
         account_id: str = MOTO_ACCOUNT_ID,
         moto_endpoint: str | None = None,
+        max_filters: int = DEFAULT_MAX_FILTERS,
     ) -> None:
         self.path = path.resolve()
+        #: Filters allowed per event source mapping (Lambda: 5, up to 10 on a quota increase).
+        self.max_filters = max_filters
         self.base_dir = self.path.parent
         self.raw = load_template(self.path)
         self.stack_name = stack_name
@@ -923,6 +934,20 @@ class Template:
         )
         return chosen
 
+    def _filter_criteria(
+        self, function_id: str, event_name: str, properties: Mapping[str, Any], source: Source
+    ) -> EventFilter | None:
+        """The event's ``FilterCriteria``, refused here when Lambda would refuse the mapping."""
+        try:
+            return parse_filter_criteria(
+                properties.get("FilterCriteria"),
+                source,
+                where=f"{function_id}.Events.{event_name}.FilterCriteria",
+                max_filters=self.max_filters,
+            )
+        except FilterPatternError as exc:
+            raise TemplateError(str(exc)) from exc
+
     def _events(self, function_id: str, events: Mapping[str, Any]) -> list[FunctionEvent]:
         parsed: list[FunctionEvent] = []
         apis: dict[str, HttpApiSpec] | None = None
@@ -973,7 +998,7 @@ class Template:
                         on_failure_destination=on_failure,
                         parallelization_factor=_as_int(p.get("ParallelizationFactor"), 1),
                         enabled=_as_bool(p.get("Enabled", True)),
-                        filter_criteria=p.get("FilterCriteria"),
+                        filter_criteria=self._filter_criteria(function_id, name, p, "dynamodb"),
                     )
                 )
             elif etype == "SQS":
@@ -990,7 +1015,7 @@ class Template:
                         in (p.get("FunctionResponseTypes") or []),
                         enabled=_as_bool(p.get("Enabled", True)),
                         maximum_concurrency=_as_int(scaling.get("MaximumConcurrency"), 0) or None,
-                        filter_criteria=p.get("FilterCriteria"),
+                        filter_criteria=self._filter_criteria(function_id, name, p, "sqs"),
                     )
                 )
             elif etype in ("EventBridgeRule", "CloudWatchEvent"):

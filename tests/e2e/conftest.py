@@ -29,6 +29,9 @@ def new_merchant_ref(prefix: str = "cart") -> str:
     return f"{prefix}-{uuid.uuid4().hex[:12]}-{next(_refs)}"
 
 
+PROCESSOR = "WebhookProcessorFunction"
+
+
 @dataclass
 class Shop:
     """What a merchant frontend and a tester can do against the running local stack."""
@@ -113,6 +116,19 @@ class Shop:
 
     def table_snapshot(self) -> list[dict[str, Any]]:
         return sorted(self.table().scan(ConsistentRead=True)["Items"], key=lambda i: str(i["pk"]))
+
+    # -- what the webhook processor did (the queue, not the table, holds webhooks) --
+    def processor_mark(self) -> int:
+        """A mark in the processor's log: `processed_webhooks(mark)` shows what came after it."""
+        return len(self.stack.logs.lines(PROCESSOR))
+
+    def processed_webhooks(self, since: int) -> list[dict[str, Any]]:
+        """The processor's record of each webhook it handled since a mark: event, hint, state, detail."""
+        return list(self.stack.logs.records(PROCESSOR, "Webhook processed", since))
+
+    def webhooks_waiting(self) -> int:
+        """Webhooks on the queue (new, delayed, or back for a retry after a failed try)."""
+        return int(self.stack.queue_depth("WebhookQueue"))
 
     def events(self, max_wait: float = 0.0) -> list[dict[str, Any]]:
         """Every event the tap has delivered so far (accumulated across calls)."""

@@ -308,7 +308,7 @@ def test_verify_samples_for_a_registered_paid_order(shop: Shop) -> None:
 
 
 def test_queue_stream_schedule_and_bus_samples_through_their_handlers(shop: Shop) -> None:
-    # A queued webhook that is not in the store is dropped as rejected, not retried forever.
+    # A queued webhook naming an order StepPay does not know is rejected, not retried forever.
     assert shop.stack.invoke(
         "WebhookProcessorFunction", _load("webhook_processor/sqs-webhook-batch.json")
     ) == {"batchItemFailures": []}

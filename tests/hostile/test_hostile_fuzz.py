@@ -26,7 +26,7 @@ from hostile.harness import (
     Harness,
     begin,
     compact,
-    finish_without_records,
+    finish,
     leaks,
     sign,
 )
@@ -132,7 +132,8 @@ def webhook_accepted(body: Any, signature: str) -> bool:
     if {"timestamp", "event", "data"} <= body.keys():
         event = body["event"]
         shape_ok = isinstance(event, str) and 0 < len(event) <= 100 and isinstance(body["data"], dict)
-        return shape_ok and signature == "valid"
+        # An authentic signature older than the tolerance is accepted too (a portal resend).
+        return shape_ok and signature in ("valid", "stale")
     if "webHookType" in body and "orderId" in body:
         kind = body["webHookType"]
         return (
@@ -184,14 +185,14 @@ def test_fuzz_webhook_endpoint(harness: Harness, reliability: Any) -> None:
         accepted = webhook_accepted(body, kind)
         assert (response.status_code == 200) == accepted, (body, kind, response.status_code, response.text)
         if accepted:
-            assert set(response.json()) == {"received", "duplicate"}
+            assert response.json()["received"] is True and set(response.json()) == {"received", "queued"}
         counts["passed"] += 1
 
     try:
         run()
     finally:
         reliability.cases(SUITE, counts["tried"], counts["passed"])
-    finish_without_records(h, events_before, before)
+    finish(h, events_before, before)
 
 
 def test_fuzz_webhook_raw_bytes(harness: Harness, reliability: Any) -> None:
@@ -215,7 +216,7 @@ def test_fuzz_webhook_raw_bytes(harness: Harness, reliability: Any) -> None:
         run()
     finally:
         reliability.cases(SUITE, counts["tried"], counts["passed"])
-    finish_without_records(h, events_before, before)
+    finish(h, events_before, before)
 
 
 verify_bodies = st.one_of(
@@ -267,7 +268,7 @@ def test_fuzz_verify_endpoint(harness: Harness, reliability: Any) -> None:
             assert lookups() == 0, "StepPay was asked about an order the bundle never registered"
     finally:
         reliability.cases(SUITE, counts["tried"], counts["passed"])
-    finish_without_records(h, events_before, before)
+    finish(h, events_before, before)
 
 
 def test_fuzz_callback_endpoint(harness: Harness, reliability: Any) -> None:
@@ -308,4 +309,4 @@ def test_fuzz_callback_endpoint(harness: Harness, reliability: Any) -> None:
             assert lookups() == 0, "StepPay was asked about an order the bundle never registered"
     finally:
         reliability.cases(SUITE, counts["tried"], counts["passed"])
-    finish_without_records(h, events_before, before)
+    finish(h, events_before, before)

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 import schemathesis
-from hostile.harness import MERCHANT_AUTH, Harness, begin, finish_without_records, leaks, steppay_order_count
+from hostile.harness import MERCHANT_AUTH, Harness, begin, finish, leaks, steppay_order_count
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.generation import GenerationMode
@@ -185,4 +185,4 @@ def test_schemathesis(
         assert statuses - {403}, f"every signed request was refused by the gateway: {statuses}"
     # Generated requests name no real order: nothing was recorded or announced, nor ordered.
     assert steppay_order_count(h) == orders_before, "an order was created at StepPay"
-    finish_without_records(h, events_before, before)
+    finish(h, events_before, before)

@@ -1,7 +1,7 @@
 """Each function imports only what its path needs (the cold start the shopper or StepPay waits for).
 
 Checked in a fresh interpreter per function: the modules listed must not be loaded by importing
-the handler. The webhook intake authenticates, stores and queues; StepPay's client, the payment
+the handler. The webhook intake authenticates and queues (it reads no table); StepPay's client, the payment
 flows and the order models belong to the processor. The checkout and verification read one order:
 StepPay's listings, subscriptions and webhook bodies are built only where used.
 """
@@ -20,7 +20,15 @@ ROOT = Path(__file__).resolve().parents[2]
 
 LATER = ("steppay.listing_models", "steppay.subscription_models", "steppay.webhook_models")
 NOT_IMPORTED = {
-    "webhook_intake": ("steppay.models", "steppay.client", "steppay.service", "steppay.payments", *LATER),
+    # The intake authenticates and queues: no table (the queue is its durable store), no StepPay.
+    "webhook_intake": (
+        "steppay.models",
+        "steppay.client",
+        "steppay.service",
+        "steppay.payments",
+        "steppay.persistence",
+        *LATER,
+    ),
     "publisher": ("steppay.models", "steppay.client", "steppay.api_models", *LATER),
     # The shopper's paths read one order: no pages, subscriptions or webhook bodies.
     "checkouts": LATER,

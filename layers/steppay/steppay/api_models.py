@@ -218,7 +218,7 @@ class ErrorResponse(BaseModel):
 
 
 class WebhookAck(BaseModel):
-    """What `POST /webhooks/steppay` answers once a webhook is stored and queued."""
+    """What `POST /webhooks/steppay` answers once a webhook is queued (or needs no processing)."""
 
     received: bool
-    duplicate: bool
+    queued: bool  # False: a type that cannot change anything we record, acknowledged only

@@ -309,12 +309,24 @@ class StepPayClient:
         return self._model(OrderPage, data, "list_orders")
 
     def iter_orders(
-        self, start: datetime, end: datetime, page_size: int = 100, *, max_pages: int = DEFAULT_MAX_PAGES
+        self,
+        start: datetime,
+        end: datetime,
+        page_size: int = 100,
+        *,
+        max_pages: int = DEFAULT_MAX_PAGES,
+        status: str | None = None,
     ) -> Iterator[OrderSummary]:
-        """Every order of the range, page after page (an order seen twice is yielded once)."""
+        """Every order created in the range (with an item in `status`, when given), page after page.
+
+        Oldest first (`sort=createdAt`, `ASC`), so that an order created while we page moves
+        no earlier row onto a page already read; an order seen twice is yielded once.
+        """
         seen: set[int] = set()
         for page_number in range(max_pages):
-            page = self.list_orders(start, end, page=page_number, size=page_size)
+            page = self.list_orders(
+                start, end, page=page_number, size=page_size, status=status, sort="createdAt", sort_dir="ASC"
+            )
             for summary in page.content:
                 if summary.id not in seen:
                     seen.add(summary.id)

@@ -639,6 +639,9 @@ class PaymentFlows:
 
     def sync_subscription(self, subscription_id: int) -> tuple[SubscriptionRecord, bool]:
         """Store the status StepPay reports now; the stream announces a real change."""
+        # Observations are ordered by when the lookup started: StepPay's subscription answer
+        # carries no modification time of its own (docs/STEPPAY.md), so a lookup that started
+        # later knows at least as much, and a slow, stale one cannot move the status back.
         observed_at = datetime.now(UTC)
         subscription = self._gateway.get_subscription(subscription_id)
         parent = subscription.parent_order

@@ -8,7 +8,9 @@ Items (one table):
   `steppay.transitions.TRANSITIONS` allows (PENDING → PAID or MISMATCH, PAID → CANCELED, ...).
   Each move is a conditional write, so however many callers verify one order at once, exactly one
   records it; the table's stream carries that single transition to the publisher.
-- `SUBSCRIPTION#<id>` and `WEBHOOK#<key>`.
+- `SUBSCRIPTION#<id>`: a subscription StepPay reported, as of StepPay's own time.
+
+Webhooks are not kept here: the webhook queue holds each delivery until it is processed.
 
 Unpaid registrations carry `ttl` (DynamoDB TTL): they disappear a while after they expire, and the
 attribute is removed when the order is settled.
@@ -24,10 +26,10 @@ from typing import Any
 
 import boto3
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ConfigDict, Field
 
+from steppay.aws import AWS_CLIENT_CONFIG as AWS_CLIENT_CONFIG  # re-exported: the other adapters use it
 from steppay.problems import StorageUnavailable
 from steppay.settings import get_settings
 from steppay.transitions import SETTLED_STATES, order_kind, transition_into
@@ -41,15 +43,8 @@ ORDER_SK = "ORDER"
 SETTLED_ORDERS_INDEX = "SettledOrdersIndex"
 SETTLED_ORDER_ID = "settled_order_id"
 
-# Bounded so that an unavailable or throttling DynamoDB (or SQS) is reported as 503
-# `storage_unavailable` well within the functions' 10-15 s: botocore's legacy defaults retry
-# DynamoDB ten times with backoff (about 25 s) and wait up to 60 s for an answer.
-AWS_CLIENT_CONFIG = Config(connect_timeout=2, read_timeout=5, retries={"mode": "standard", "max_attempts": 3})
-
 
 TTL_ATTRIBUTE = "ttl"  # the table's TimeToLiveSpecification (template.yaml)
-
-
 
 
 class VerifiedVia(StrEnum):
@@ -187,27 +182,32 @@ class SubscriptionRecord(BaseModel):
     registration: Registration | None = None  # of the checkout whose order created it
 
 
-class WebhookState(StrEnum):
-    RECEIVED = "RECEIVED"
-    PROCESSED = "PROCESSED"
-    IGNORED = "IGNORED"  # an event type we do not act on: kept, acknowledged
-    REJECTED = "REJECTED"  # StepPay does not confirm what it names (unknown or foreign order)
+class KnownOrder(BaseModel):
+    """An order as reconciliation compares it with StepPay's list (a projection of its item)."""
+
+    model_config = ConfigDict(frozen=True, defer_build=True)
+
+    order_code: str
+    order_id: int | None = None
+    state: PaymentState
+    order_type: str | None = None
+    created_at: datetime
+    returned_amount: Decimal | None = None
 
 
-class StoredWebhook(BaseModel):
-    """A webhook exactly as it arrived, kept before it is acknowledged."""
+class KnownSubscription(BaseModel):
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
-    model_config = ConfigDict(frozen=True, defer_build=True)  # built on first use (cold starts)
+    subscription_id: int
+    status: str
+    observed_at: datetime
 
-    dedupe_key: str
-    version: str
-    event_type: str
-    raw_body: bytes
-    headers: dict[str, str]
-    received_at: datetime
-    signature_verified: bool
-    state: WebhookState = WebhookState.RECEIVED
-    outcome: str | None = None
+
+class ReconciliationSnapshot(BaseModel):
+    model_config = ConfigDict(frozen=True, defer_build=True)
+
+    orders: list[KnownOrder] = Field(default_factory=list)
+    subscriptions: list[KnownSubscription] = Field(default_factory=list)
 
 
 def order_key(order_code: str) -> dict[str, str]:
@@ -216,10 +216,6 @@ def order_key(order_code: str) -> dict[str, str]:
 
 def subscription_key(subscription_id: int) -> dict[str, str]:
     return {"pk": f"SUBSCRIPTION#{subscription_id}", "sk": "SUBSCRIPTION"}
-
-
-def webhook_key(dedupe_key: str) -> dict[str, str]:
-    return {"pk": f"WEBHOOK#{dedupe_key}", "sk": "WEBHOOK"}
 
 
 def checkout_key(checkout_id: str) -> dict[str, str]:
@@ -263,7 +259,6 @@ def _ints(data: dict[str, Any], *names: str) -> dict[str, Any]:
 # Field names, looked up once: `Model.model_fields` is a computed property on every access.
 _PAYMENT_FIELDS = frozenset(PaymentRecord.model_fields)
 _SUBSCRIPTION_FIELDS = frozenset(SubscriptionRecord.model_fields)
-_WEBHOOK_FIELDS = frozenset(StoredWebhook.model_fields)
 _CHECKOUT_FIELDS = frozenset(CheckoutRecord.model_fields)
 
 
@@ -282,14 +277,6 @@ def checkout_from_item(item: dict[str, Any]) -> CheckoutRecord:
 def subscription_from_item(item: dict[str, Any]) -> SubscriptionRecord:
     data = {k: v for k, v in item.items() if k in _SUBSCRIPTION_FIELDS}
     return SubscriptionRecord.model_validate(_ints(data, "subscription_id", "customer_id", "order_id"))
-
-
-def webhook_from_item(item: dict[str, Any]) -> StoredWebhook:
-    data = {k: v for k, v in item.items() if k in _WEBHOOK_FIELDS}
-    raw = data.get("raw_body")
-    if raw is not None and not isinstance(raw, bytes):
-        data["raw_body"] = bytes(raw.value if hasattr(raw, "value") else raw)
-    return StoredWebhook.model_validate(data)
 
 
 def _storage_error(exc: Exception) -> StorageUnavailable:
@@ -339,6 +326,25 @@ class _ItemTable:
         items: list[dict[str, Any]] = []
         while True:
             response = self._client.query(**request)
+            items.extend(self._item(found) for found in response.get("Items", []))
+            if "LastEvaluatedKey" not in response:
+                return items
+            request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+    def scan_filtered(
+        self, filter_expression: str, names: dict[str, str], values: dict[str, Any], projection: str
+    ) -> list[dict[str, Any]]:
+        """Every item matching `filter_expression` (a whole-table Scan, page after page)."""
+        request: dict[str, Any] = {
+            "TableName": self._name,
+            "FilterExpression": filter_expression,
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": self._attributes(values),
+            "ProjectionExpression": projection,
+        }
+        items: list[dict[str, Any]] = []
+        while True:
+            response = self._client.scan(**request)
             items.extend(self._item(found) for found in response.get("Items", []))
             if "LastEvaluatedKey" not in response:
                 return items
@@ -416,13 +422,52 @@ class PaymentStore:
                 return PaymentState(item["state"])
         return None
 
+    def reconciliation_snapshot(self, since: datetime) -> ReconciliationSnapshot:
+        """What reconciliation compares with StepPay: one read of the table, written nowhere.
+
+        Orders created since `since` (open ones, PENDING or FAILED, are those that can still
+        become paid; the others tell whether StepPay's list should have shown something), and
+        every subscription. A Scan reads the whole table (its read cost grows with the table,
+        not with StepPay calls); a sparse index of open registrations would end that, at the
+        price of a key on the write paths.
+        """
+        try:
+            items = self._table.scan_filtered(
+                "(entity = :order AND created_at >= :since) OR entity = :subscription",
+                {"#state": "state", "#status": "status"},  # both DynamoDB reserved words
+                {":order": "order", ":subscription": "subscription", ":since": since.isoformat()},
+                "entity, #state, #status, order_code, order_id, order_type, created_at, returned_amount, "
+                "subscription_id, observed_at",
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise _storage_error(exc) from exc
+        orders: list[KnownOrder] = []
+        subscriptions: list[KnownSubscription] = []
+        for item in items:
+            if item.get("entity") == "subscription" and item.get("subscription_id") is not None:
+                subscriptions.append(
+                    KnownSubscription(
+                        subscription_id=int(item["subscription_id"]),
+                        status=str(item.get("status") or ""),
+                        observed_at=datetime.fromisoformat(str(item["observed_at"])),
+                    )
+                )
+            elif item.get("entity") == "order" and item.get("order_code"):
+                orders.append(
+                    KnownOrder(
+                        order_code=str(item["order_code"]),
+                        order_id=int(item["order_id"]) if item.get("order_id") is not None else None,
+                        state=PaymentState(item.get("state", PaymentState.PENDING.value)),
+                        order_type=item.get("order_type"),
+                        created_at=datetime.fromisoformat(str(item["created_at"])),
+                        returned_amount=item.get("returned_amount"),
+                    )
+                )
+        return ReconciliationSnapshot(orders=orders, subscriptions=subscriptions)
+
     def get_subscription(self, subscription_id: int) -> SubscriptionRecord | None:
         item = self._get(subscription_key(subscription_id))
         return subscription_from_item(item) if item else None
-
-    def get_webhook(self, dedupe_key: str) -> StoredWebhook | None:
-        item = self._get(webhook_key(dedupe_key))
-        return webhook_from_item(item) if item else None
 
     # -- conditional writes ---------------------------------------------------------------
 
@@ -639,24 +684,6 @@ class PaymentStore:
         if existing is None:
             raise StorageUnavailable("The payment store answered inconsistently; try again.")
         return existing, False
-
-    # -- webhooks -------------------------------------------------------------------------
-
-    def save_webhook(self, webhook: StoredWebhook) -> tuple[StoredWebhook, bool]:
-        """Keep a webhook before acknowledging it. Returns the stored one and whether it is new."""
-        if self._put_new(_to_item(webhook, webhook_key(webhook.dedupe_key), "webhook")):
-            return webhook, True
-        existing = self.get_webhook(webhook.dedupe_key)
-        return (existing if existing is not None else webhook), False
-
-    def mark_webhook(self, dedupe_key: str, state: WebhookState, outcome: str) -> None:
-        key = webhook_key(dedupe_key)
-        self._update_if(
-            key,
-            {"state": state.value, "outcome": outcome},
-            "attribute_exists(pk)",
-            {},
-        )
 
 
 @functools.cache

@@ -12,13 +12,22 @@ Values are returned as `SecretStr` and never appear in messages, reprs or logs.
 from __future__ import annotations
 
 import re
+from typing import Literal
 
 from aws_lambda_powertools.utilities import parameters
+from aws_lambda_powertools.utilities.parameters import BaseProvider, SecretsProvider, SSMProvider
 from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError, TransformParameterError
 from pydantic import SecretStr
 
+from steppay.aws import aws_client
 from steppay.errors import SecretUnavailable
 from steppay.settings import get_settings
+
+Store = Literal["ssm", "secretsmanager"]
+# One Powertools provider per store and container, each given a client on boto3's default session
+# (steppay.aws): left to itself a provider makes a session of its own, and the first request
+# would read botocore's data twice.
+_PROVIDERS: dict[Store, BaseProvider] = {}
 
 SECRETS_MAX_AGE_SECONDS = 300
 SECRETS_MANAGER_PREFIX = "secretsmanager:"
@@ -28,13 +37,28 @@ MAX_WEBHOOK_KEYS = 2  # the current key and, during rotation, the next one
 _HEADER_SAFE = re.compile(r"[\x21-\x7e]+", re.ASCII)
 
 
+def provider(store: Store) -> BaseProvider:
+    """This container's provider for `store` (created on first use)."""
+    found = _PROVIDERS.get(store)
+    if found is None:
+        client = aws_client(store)
+        found = SSMProvider(boto3_client=client) if store == "ssm" else SecretsProvider(boto3_client=client)
+        _PROVIDERS[store] = found
+    return found
+
+
+def live_providers() -> list[BaseProvider]:
+    """The providers this container has made (SnapStart closes their clients after a restore)."""
+    return list(_PROVIDERS.values())
+
+
 def _read_store(name: str, setting: str) -> str:
     try:
         if name.startswith(SECRETS_MANAGER_PREFIX):
             secret_id = name[len(SECRETS_MANAGER_PREFIX) :]
-            value = parameters.get_secret(secret_id, max_age=SECRETS_MAX_AGE_SECONDS)
+            value = provider("secretsmanager").get(secret_id, max_age=SECRETS_MAX_AGE_SECONDS)
         else:
-            value = parameters.get_parameter(name, decrypt=True, max_age=SECRETS_MAX_AGE_SECONDS)
+            value = provider("ssm").get(name, decrypt=True, max_age=SECRETS_MAX_AGE_SECONDS)
     except (GetParameterError, TransformParameterError) as exc:
         # Powertools' message is the AWS error (names, never values).
         raise SecretUnavailable(f"{setting}: could not read {name!r}") from exc
@@ -96,7 +120,10 @@ def get_merchant_api_keys() -> tuple[SecretStr, ...]:
 
 
 def clear_secret_caches() -> None:
-    """Forget cached values (tests; a forced refresh after a known rotation)."""
+    """Forget cached values and the providers (tests; a forced refresh after a known rotation)."""
+    for made in _PROVIDERS.values():
+        made.clear_cache()  # type: ignore[no-untyped-call]  # Powertools leaves it unannotated
+    _PROVIDERS.clear()
     parameters.clear_caches()  # type: ignore[no-untyped-call]  # Powertools leaves it unannotated
 
 
@@ -107,5 +134,7 @@ __all__ = [
     "get_merchant_api_keys",
     "get_secret_token",
     "get_webhook_keys",
+    "live_providers",
     "parse_webhook_keys",
+    "provider",
 ]

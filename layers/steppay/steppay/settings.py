@@ -40,6 +40,8 @@ class Settings(BaseModel):
     table_name: str = ""
     event_bus_name: str = ""
     webhook_queue_url: str = ""
+    # v1 webhooks are unsigned (anyone can send one): off unless the merchant turns them on.
+    webhook_v1_intake: Literal["disabled", "enabled"] = "disabled"
     # The variable is `a.com,*.b.com` (split by `_hosts`), not JSON.
     allowed_redirect_hosts: tuple[str, ...] = ()
     result_page_url: str = ""

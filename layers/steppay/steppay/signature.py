@@ -6,8 +6,9 @@ values in `key=` separated by `;`. Each value is Base64(HMAC-SHA256(verification
 exactly as received (bytes; re-serialised JSON does not verify). A delivery is authentic when
 any configured key (we allow two, for our own rotation) produced any listed value.
 
-StepPay publishes no timestamp tolerance; we enforce one (default 300 s, past and future) so
-that a captured delivery cannot be replayed later.
+StepPay publishes no timestamp tolerance. `verify_signature` enforces one (default 300 s, past and
+future); the webhook intake uses `verify_signature_allowing_stale`, which accepts an authentic but
+old signature (StepPay's portal resend repeats the original request) and still refuses the future.
 """
 
 from __future__ import annotations
@@ -137,11 +138,57 @@ def verify_signature(
     raise SignatureMismatch("no Steppay-Signature key matches", timestamp=parsed.timestamp)
 
 
+@dataclass(frozen=True)
+class VerifiedSignature:
+    """An authentic signature, and whether its timestamp is older than the tolerance."""
+
+    timestamp: int
+    stale: bool
+
+
+def verify_signature_allowing_stale(
+    raw_body: bytes,
+    header: str | None,
+    keys: Sequence[VerificationKey],
+    *,
+    tolerance_seconds: int = DEFAULT_TOLERANCE_SECONDS,
+    now: float | None = None,
+) -> VerifiedSignature:
+    """As `verify_signature`, but an authentic signature older than the tolerance is accepted (stale).
+
+    StepPay documents no automatic retry, only a manual portal resend of the original signed
+    request: refusing an old timestamp would lose that delivery for good. A replayed genuine
+    delivery can do no harm, as a webhook is only a hint (processing asks StepPay's API).
+    A timestamp further in the future than the tolerance is still refused (StepPay cannot have
+    signed it yet), and the signature is checked before age, so a forgery is always a mismatch.
+    """
+    if not isinstance(raw_body, bytes | bytearray):
+        raise TypeError("raw_body must be the request body as bytes, exactly as received")
+    if not keys:
+        raise ValueError("no webhook verification key is configured")
+    parsed = parse_signature_header(header)
+    current = time.time() if now is None else now
+    if parsed.timestamp - current > tolerance_seconds:
+        raise SignatureStale(
+            f"the Steppay-Signature timestamp is more than {tolerance_seconds}s in the future",
+            timestamp=parsed.timestamp,
+        )
+    body = bytes(raw_body)
+    for key in keys:
+        expected = _digest(body, key, parsed.timestamp_text)
+        for candidate in parsed.signatures:
+            if hmac.compare_digest(expected, candidate):
+                return VerifiedSignature(parsed.timestamp, current - parsed.timestamp > tolerance_seconds)
+    raise SignatureMismatch("no Steppay-Signature key matches", timestamp=parsed.timestamp)
+
+
 __all__ = [
     "DEFAULT_TOLERANCE_SECONDS",
     "ParsedSignature",
+    "VerifiedSignature",
     "parse_signature_header",
     "sign",
     "signature_value",
     "verify_signature",
+    "verify_signature_allowing_stale",
 ]

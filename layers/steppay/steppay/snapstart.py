@@ -163,10 +163,12 @@ def drop_clients() -> list[str]:
 def drop_secrets() -> None:
     """Forget cached secrets and the Parameters providers (with their boto3 clients' pools)."""
     constants = _loaded("aws_lambda_powertools.utilities.parameters.constants")
-    providers: dict[str, Any] = getattr(constants, "DEFAULT_PROVIDERS", None) or {}
-    for provider in list(providers.values()):
-        _close(getattr(provider, "client", None))
+    providers: list[Any] = list((getattr(constants, "DEFAULT_PROVIDERS", None) or {}).values())
     secrets = _loaded("steppay.secrets")
+    if secrets is not None:
+        providers += secrets.live_providers()
+    for provider in providers:
+        _close(getattr(provider, "client", None))
     if secrets is not None:
         secrets.clear_secret_caches()  # Powertools forgets its providers: new ones, new clients
 

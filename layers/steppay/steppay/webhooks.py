@@ -1,4 +1,9 @@
-"""Webhook intake: authenticate, classify, and keep a webhook durably before acknowledging it.
+"""Webhook intake: authenticate and classify a delivery, and say what it asks us to look up.
+
+No delivery may suppress another: nothing is deduplicated at the door (each accepted delivery
+is queued; processing is idempotent and asks StepPay, so a repeat costs at most one look-up),
+and an authentic signature older than the tolerance is still accepted (a portal resend repeats
+the original request).
 
 A webhook is only ever a hint. v2 webhooks are authenticated by their `Steppay-Signature`
 so that forged ones are refused at the door (with no usable key configured, every v2 webhook is
@@ -19,13 +24,10 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from steppay.persistence import StoredWebhook
 from steppay.problems import Problem
-from steppay.signature import verify_signature
+from steppay.signature import verify_signature_allowing_stale
 
 SIGNATURE_HEADER = "steppay-signature"
-# Headers worth keeping with the stored webhook (never our own secrets: StepPay sends none).
-KEPT_HEADERS = ("steppay-signature", "content-type", "user-agent", "x-forwarded-for")
 
 
 class WebhookRejected(Problem):
@@ -89,19 +91,58 @@ def _is_id(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and 0 < value < 2**63
 
 
-def dedupe_key_for(version: str, event_type: str, body: dict[str, Any], raw_body: bytes) -> str:
-    """The same delivery, however often StepPay repeats it, gets the same key.
+# Per-version body caps: StepPay's v1 bodies are a type and an id; a v2 envelope holds one order,
+# subscription or payment (a few KB with its items). Anything larger is not StepPay's.
+MAX_BODY_BYTES = {"v1": 1024, "v2": 64 * 1024}
 
-    v2 redeliveries may be signed again with a new timestamp, so the key covers the event and
-    its data, not the envelope's timestamp; v1 bodies are hashed as they are.
-    """
-    if version == "v2":
-        canonical = json.dumps(
-            {"event": event_type, "data": body.get("data")}, sort_keys=True, ensure_ascii=False, default=str
-        ).encode()
-    else:
-        canonical = raw_body
-    return hashlib.sha256(canonical).hexdigest()
+# The only values the EventType metric dimension takes: a sender-chosen type must not create
+# CloudWatch metrics (each one is billed); anything else counts as "other".
+METRIC_EVENT_TYPES = frozenset(
+    {
+        *ORDER_EVENTS,
+        *PAYMENT_EVENTS,
+        *SUBSCRIPTION_EVENTS,
+        "order.created",
+        "payment.standby",
+        "subscription.payment_due_notification",
+        "v1.order.PAYMENT",
+        "v1.subscription",
+    }
+)
+
+
+class WebhookTooLarge(Problem):
+    status = 413
+    code = "payload_too_large"
+
+
+class WebhookV1Disabled(Problem):
+    status = 400
+    code = "webhook_v1_disabled"
+
+
+def metric_event_type(event_type: str) -> str:
+    """The EventType metric dimension of an event type: itself when known, else "other"."""
+    return event_type if event_type in METRIC_EVENT_TYPES else "other"
+
+
+@dataclass(frozen=True)
+class AuthenticatedWebhook:
+    """A delivery that passed the door: what it names, and how it was signed (never its data)."""
+
+    version: str  # "v1" or "v2"
+    event_type: str
+    hint: WebhookHint
+    received_at: datetime
+    body_sha256: str  # to find the delivery in StepPay's portal or our logs; the body is not kept
+    signature_verified: bool = False
+    stale_signature: bool = False
+    signature_timestamp: int | None = None  # v2: the verified `timestamp=` of the signature
+
+    @property
+    def actionable(self) -> bool:
+        """Whether processing it could change anything we record (else: acknowledge, keep nothing)."""
+        return self.hint.kind != "none"
 
 
 def authenticate_webhook(
@@ -110,23 +151,30 @@ def authenticate_webhook(
     keys: Sequence[SecretStr],
     *,
     tolerance_seconds: int,
+    v1_enabled: bool = False,
     now: float | None = None,
-) -> StoredWebhook:
-    """Check a delivery and turn it into what we store; raises a Problem (4xx) when refused."""
+) -> AuthenticatedWebhook:
+    """Check a delivery and say what it names; raises a Problem (4xx, or 503 unconfigured) when refused."""
+    if len(raw_body) > MAX_BODY_BYTES["v2"]:
+        raise WebhookTooLarge(f"A webhook body exceeds {MAX_BODY_BYTES['v2']} bytes.")
     try:
         body = json.loads(raw_body.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise Problem("The webhook body is not valid JSON.", code="malformed_json") from exc
     version, event_type = _classify(body)
+    if len(raw_body) > MAX_BODY_BYTES[version]:
+        raise WebhookTooLarge(f"A {version} webhook body exceeds {MAX_BODY_BYTES[version]} bytes.")
     lowered = {k.lower(): v for k, v in headers.items()}
     verified = False
+    stale = False
+    signature_timestamp: int | None = None
     if version == "v2":
         from steppay.errors import SignatureError
 
         if not keys:
             raise WebhookKeysUnconfigured("This deployment has no webhook verification key configured.")
         try:
-            verify_signature(
+            checked = verify_signature_allowing_stale(
                 raw_body,
                 lowered.get(SIGNATURE_HEADER),
                 [key.get_secret_value() for key in keys],
@@ -135,36 +183,48 @@ def authenticate_webhook(
             )
         except SignatureError as exc:
             raise WebhookUnauthenticated("The webhook signature is not valid.", code=exc.code) from exc
-        verified = True
-    return StoredWebhook(
-        dedupe_key=dedupe_key_for(version, event_type, body, raw_body),
+        verified, stale, signature_timestamp = True, checked.stale, checked.timestamp
+    elif not v1_enabled:
+        raise WebhookV1Disabled(
+            "Unsigned (v1) webhooks are not accepted by this deployment; use StepPay's signed v2 webhooks."
+        )
+    return AuthenticatedWebhook(
         version=version,
         event_type=event_type,
-        raw_body=raw_body,
-        headers={name: lowered[name][:1024] for name in KEPT_HEADERS if name in lowered},
+        hint=hint_from_body(event_type, body),
         received_at=datetime.now(UTC),
+        body_sha256=hashlib.sha256(raw_body).hexdigest(),
         signature_verified=verified,
+        stale_signature=stale,
+        signature_timestamp=signature_timestamp,
     )
 
 
-def hint_for(webhook: StoredWebhook) -> WebhookHint:
-    """What to look up at StepPay for a stored webhook (never what to believe)."""
-    body = json.loads(webhook.raw_body.decode("utf-8"))
-    event = webhook.event_type
+def hint_from_body(event: str, body: Any) -> WebhookHint:
+    """What a classified body names: an order ref or a subscription id, or nothing we act on."""
+    if not isinstance(body, dict):
+        return WebhookHint("none")
     if event == "v1.subscription":
         return WebhookHint("subscription", subscription_id=int(body["id"]))
     if event.startswith("v1.order."):
         return WebhookHint("order", order_ref=str(int(body["orderId"])))
-    data = body.get("data") or {}
+    data = body.get("data")
+    if not isinstance(data, dict):
+        return WebhookHint("none")
     if event in ORDER_EVENTS:
         ref = data.get("code") or data.get("orderCode") or data.get("id") or data.get("orderId")
-        return WebhookHint("order", order_ref=str(ref)) if ref is not None else WebhookHint("none")
+        return _order_hint(ref)
     if event in PAYMENT_EVENTS:
-        ref = data.get("orderId")
-        return WebhookHint("order", order_ref=str(ref)) if ref is not None else WebhookHint("none")
+        return _order_hint(data.get("orderId"))
     if event in SUBSCRIPTION_EVENTS:
         sub = data.get("subscriptionId", data.get("id"))
         if isinstance(sub, int) and _is_id(sub):
             return WebhookHint("subscription", subscription_id=sub)
         return WebhookHint("none")
     return WebhookHint("none")
+
+
+def _order_hint(ref: Any) -> WebhookHint:
+    # Whatever is named is queued as text: the processor validates it (`steppay.identifiers`)
+    # before it goes near a URL, and keeps what cannot be looked up as rejected.
+    return WebhookHint("order", order_ref=str(ref)) if ref is not None else WebhookHint("none")

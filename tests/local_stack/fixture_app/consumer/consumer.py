@@ -39,3 +39,15 @@ def bisect_handler(event: dict[str, Any], context: Any) -> None:
     fixture_helpers.record("bisect", {"keys": keys})
     if any(_mode(r)[0] == "poison" for r in event["Records"]):
         raise RuntimeError("poison in the batch")
+
+
+def filtered_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Behind a FilterCriteria: records every batch it is given; "partial" fails a record once."""
+    fixture_helpers.record("filtered", {"requestId": context.aws_request_id, "records": event["Records"]})
+    failures = []
+    for record in event["Records"]:
+        mode, times = _mode(record)
+        sequence = record["dynamodb"]["SequenceNumber"]
+        if mode == "partial" and fixture_helpers.bump(f"filtered-partial-{sequence}") <= times:
+            failures.append({"itemIdentifier": sequence})
+    return {"batchItemFailures": failures}

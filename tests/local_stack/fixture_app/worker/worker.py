@@ -15,3 +15,11 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         if json.loads(record["body"]).get("mode") == "fail":
             failures.append({"itemIdentifier": record["messageId"]})
     return {"batchItemFailures": failures}
+
+
+def filtered_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Behind a FilterCriteria: records every batch it is given, fails nothing."""
+    fixture_helpers.record(
+        "filtered-worker", {"requestId": context.aws_request_id, "records": event["Records"]}
+    )
+    return {"batchItemFailures": []}
