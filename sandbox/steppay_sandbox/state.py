@@ -553,6 +553,29 @@ class SandboxState:
                 return exc.error_code
             return None
 
+    def _card_payment(
+        self,
+        order: Order,
+        gateway: str,
+        *,
+        status: str,
+        paid_at: datetime | None,
+        error_code: str | None = None,
+        error_message: str | None = None,
+    ) -> Payment:
+        """A card payment of the whole order, as the pay page makes it (approved or declined)."""
+        return Payment(
+            id=self._next("payment"),
+            status=status,
+            amount=order.amount,
+            method="CARD",
+            gateway=gateway,
+            card_number=masked_card(),
+            paid_at=paid_at,
+            error_code=error_code,
+            error_message=error_message,
+        )
+
     def _settle(
         self, order: Order, outcome: str, *, error_code: str | None = None, error_message: str | None = None
     ) -> list[Outgoing]:
@@ -561,13 +584,10 @@ class SandboxState:
         order.modified_at = moment
         refs = _order_refs(order)
         if outcome != "success":
-            order.payment = Payment(
-                id=self._next("payment"),
+            order.payment = self._card_payment(
+                order,
+                gateway,
                 status="FAILED",
-                amount=order.amount,
-                method="CARD",
-                gateway=gateway,
-                card_number=masked_card(),
                 paid_at=None,
                 error_code=error_code or "SANDBOX_DECLINED",
                 error_message=error_message or "카드 승인이 거절되었습니다. (sandbox: card declined)",
@@ -583,15 +603,7 @@ class SandboxState:
                 standby, status="COMPLETE", amount=order.amount, paid_at=moment
             )
         else:
-            order.payment = Payment(
-                id=self._next("payment"),
-                status="COMPLETE",
-                amount=order.amount,
-                method="CARD",
-                gateway=gateway,
-                card_number=masked_card(),
-                paid_at=moment,
-            )
+            order.payment = self._card_payment(order, gateway, status="COMPLETE", paid_at=moment)
         order.payment_date = moment
         order.paid_amount = order.amount
         for item in order.items:
