@@ -346,3 +346,14 @@ def test_queue_message_carries_the_hint_and_small_metadata_only() -> None:
     for broken in ({**message, "hint": "none"}, {**message, "bodySha256": "x"}, {"dedupeKey": "k"}):
         with pytest.raises(ValueError):
             QueuedWebhook.model_validate_json(json.dumps(broken))
+
+
+def test_every_documented_event_is_either_acted_on_or_inert() -> None:
+    from steppay import webhook_events as ev
+
+    naming_everything = {"data": {"id": 5, "code": "order_a", "orderId": 5, "subscriptionId": 9}}
+    for event in ev.ORDER_EVENTS | ev.PAYMENT_EVENTS | ev.SUBSCRIPTION_EVENTS:
+        acted_on = hint_from_body(event, naming_everything).kind != "none"
+        assert acted_on is (event not in ev.INERT_EVENTS), event
+        assert metric_event_type(event) == event
+    assert ev.PAYMENT_COMPLETED_EVENTS <= ev.KNOWN_EVENTS - ev.INERT_EVENTS

@@ -25,6 +25,7 @@ from steppay.errors import InvalidIdentifier, StepPayNotFound, StepPayRejected
 from steppay.problems import Problem
 from steppay.secrets import get_webhook_keys
 from steppay.settings import get_settings
+from steppay.webhook_events import PAYMENT_COMPLETED_EVENTS
 from steppay.webhooks import AuthenticatedWebhook, WebhookHint, authenticate_webhook
 
 logger = Logger(child=True)
@@ -155,11 +156,6 @@ class ProcessingOutcome:
     state: WebhookOutcome
     detail: str
     looked_up: bool = True  # False: answered by what is recorded, or by an earlier message of the batch
-
-
-# Hints whose answer a recorded PAID (or CANCELED: final) order already gives: "it was paid".
-# Refunds, cancellations and updates always look up: they report a change we may not hold yet.
-PAYMENT_COMPLETED_EVENTS = frozenset({"order.payment_completed", "payment.completed", "v1.order.PAYMENT"})
 
 
 class BatchLookups:

@@ -23,6 +23,7 @@ from steppay.models import (
     StepPayDateTime,
     StepPayModel,
 )
+from steppay.webhook_events import ORDER_EVENTS, PAYMENT_EVENTS, SUBSCRIPTION_EVENTS
 
 
 class WebhookOrder(StepPayModel):
@@ -98,12 +99,6 @@ class WebhookPayment(StepPayModel):
     payment_method: str | None = None
     error_message: str | None = None
 
-
-ORDER_EVENTS = frozenset({"order.created", "order.updated", "order.payment_completed"})
-SUBSCRIPTION_EVENTS = frozenset(
-    {"subscription.created", "subscription.updated", "subscription.payment_due_notification"}
-)
-PAYMENT_EVENTS = frozenset({"payment.completed", "payment.failed", "payment.canceled", "payment.standby"})
 
 WebhookData = WebhookOrder | WebhookSubscription | WebhookPayment
 
@@ -193,9 +188,6 @@ def parse_webhook(body: Any) -> ParsedWebhook:
 
 
 __all__ = [
-    "ORDER_EVENTS",
-    "PAYMENT_EVENTS",
-    "SUBSCRIPTION_EVENTS",
     "ParsedWebhook",
     "WebhookData",
     "WebhookEnvelope",

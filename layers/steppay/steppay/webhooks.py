@@ -26,6 +26,12 @@ from pydantic import SecretStr
 
 from steppay.problems import Problem
 from steppay.signature import verify_signature_allowing_stale
+from steppay.webhook_events import (
+    ACTIONABLE_ORDER_EVENTS,
+    ACTIONABLE_PAYMENT_EVENTS,
+    ACTIONABLE_SUBSCRIPTION_EVENTS,
+    KNOWN_EVENTS,
+)
 
 SIGNATURE_HEADER = "steppay-signature"
 
@@ -55,11 +61,6 @@ class WebhookHint:
     kind: str  # "order", "subscription" or "none"
     order_ref: str | None = None  # order id or code
     subscription_id: int | None = None
-
-
-ORDER_EVENTS = frozenset({"order.payment_completed", "order.updated"})
-PAYMENT_EVENTS = frozenset({"payment.completed", "payment.failed", "payment.canceled"})
-SUBSCRIPTION_EVENTS = frozenset({"subscription.created", "subscription.updated"})
 
 
 def _classify(body: Any) -> tuple[str, str]:
@@ -95,21 +96,6 @@ def _is_id(value: Any) -> bool:
 # subscription or payment (a few KB with its items). Anything larger is not StepPay's.
 MAX_BODY_BYTES = {"v1": 1024, "v2": 64 * 1024}
 
-# The only values the EventType metric dimension takes: a sender-chosen type must not create
-# CloudWatch metrics (each one is billed); anything else counts as "other".
-METRIC_EVENT_TYPES = frozenset(
-    {
-        *ORDER_EVENTS,
-        *PAYMENT_EVENTS,
-        *SUBSCRIPTION_EVENTS,
-        "order.created",
-        "payment.standby",
-        "subscription.payment_due_notification",
-        "v1.order.PAYMENT",
-        "v1.subscription",
-    }
-)
-
 
 class WebhookTooLarge(Problem):
     status = 413
@@ -122,8 +108,9 @@ class WebhookV1Disabled(Problem):
 
 
 def metric_event_type(event_type: str) -> str:
-    """The EventType metric dimension of an event type: itself when known, else "other"."""
-    return event_type if event_type in METRIC_EVENT_TYPES else "other"
+    """The EventType metric dimension of an event type: itself when StepPay documents it, else
+    "other" (a sender-chosen type must not create CloudWatch metrics: each one is billed)."""
+    return event_type if event_type in KNOWN_EVENTS else "other"
 
 
 @dataclass(frozen=True)
@@ -211,12 +198,12 @@ def hint_from_body(event: str, body: Any) -> WebhookHint:
     data = body.get("data")
     if not isinstance(data, dict):
         return WebhookHint("none")
-    if event in ORDER_EVENTS:
+    if event in ACTIONABLE_ORDER_EVENTS:
         ref = data.get("code") or data.get("orderCode") or data.get("id") or data.get("orderId")
         return _order_hint(ref)
-    if event in PAYMENT_EVENTS:
+    if event in ACTIONABLE_PAYMENT_EVENTS:
         return _order_hint(data.get("orderId"))
-    if event in SUBSCRIPTION_EVENTS:
+    if event in ACTIONABLE_SUBSCRIPTION_EVENTS:
         sub = data.get("subscriptionId", data.get("id"))
         if isinstance(sub, int) and _is_id(sub):
             return WebhookHint("subscription", subscription_id=sub)
