@@ -126,10 +126,13 @@ def test_only_the_transition_to_paid_is_published(bus: dict[str, Any]) -> None:
     ]
     assert detail["chargedItems"] == [
         {
+            "type": "SKU",
+            "name": "데모 단건 상품 (Demo one-time product)",
             "productCode": "product_onetime_demo",
             "priceCode": "price_onetime_demo",
             "quantity": 1,
             "unitPrice": "15000",
+            "amount": "15000",
         }
     ]
 

@@ -91,12 +91,16 @@ def _registered(registration: Registration | None) -> dict[str, Any]:
 
 
 def _charged(record: PaymentRecord) -> list[dict[str, Any]]:
+    """What StepPay charged, line by line: its own tax, shipping, fee and discount lines too."""
     return [
         {
+            "type": item.type,
+            "name": item.name,
             "productCode": item.product_code,
             "priceCode": item.price_code,
             "quantity": item.quantity,
             "unitPrice": _money(item.unit_price),
+            "amount": _money(item.amount),
         }
         for item in record.charged_items
     ]

@@ -3,8 +3,10 @@
 Rules the models follow:
 
 * Tolerant of what StepPay adds: unknown fields are kept (`extra="allow"`), optional fields may
-  be missing, and enum-like fields we do not decide with (payment gateway, payment method, item
-  type, ...) are plain `str` so that a new value never breaks parsing.
+  be missing, and enum-like fields we do not decide with (payment gateway, payment method, ...)
+  are plain `str` so that a new value never breaks parsing. The item type is plain `str` too:
+  the rules only ask whether it is one of StepPay's own line kinds (TAX, SHIPPING, FEE,
+  DISCOUNT); any other value is an ordered item, held against the registration like a SKU.
 * Strict on what we decide with: order id (int, never a string or bool), order code (str),
   currency (ISO 4217 letters), money and `paymentDate`. Order type (`OrderType`) and item status
   (`OrderItemStatus`) are decided with too, but StepPay may add values: a value we do not know is
@@ -321,6 +323,13 @@ class ProductInfo(StepPayModel):
     type: str | None = None
 
 
+class DemoCycle(StepPayModel):
+    """DemoCycleDTO: an item's free trial (`num` periods of `type`: DAY, WEEK, MONTH, YEAR)."""
+
+    num: int | None = None
+    type: str | None = None
+
+
 class OrderItem(StepPayModel):
     """OrderItemV1DTO."""
 
@@ -333,11 +342,16 @@ class OrderItem(StepPayModel):
     quantity: int | None = None
     minimum_quantity: int | None = None
     maximum_quantity: int | None = None
-    type: str | None = None  # SKU, TAX, SHIPPING, ...: informative
+    # SKU, TAX, SHIPPING, FEE, DISCOUNT, ...: plain text; steppay.verification tells StepPay's
+    # own lines (TAX, SHIPPING, FEE, DISCOUNT) from what was ordered.
+    type: str | None = None
     price: PriceInfo | None = None
     product: ProductInfo | None = None
     ordered_product_name: str | None = None
     ordered_plan_name: str | None = None
+    discount_name: str | None = None  # a DISCOUNT line's name
+    related_order_item_id: int | None = None  # the item a DISCOUNT line belongs to
+    demo_cycle: DemoCycle | None = None  # a free trial: its first payment is 0
     canceled_date_time: StepPayDateTime | None = None
     created_at: StepPayDateTime | None = None
     modified_at: StepPayDateTime | None = None
@@ -541,6 +555,7 @@ __all__ = [
     "TIMEZONE_CONTEXT_KEY",
     "CancelResult",
     "Currency",
+    "DemoCycle",
     "Money",
     "OrderCreateItem",
     "OrderCreateRequest",

@@ -60,7 +60,14 @@ from steppay.problems import (
 from steppay.redirects import check_redirect_url
 from steppay.settings import Settings
 from steppay.transitions import order_kind, transition_for
-from steppay.verification import PaymentClaim, Verdict, VerificationResult, verify_payment
+from steppay.verification import (
+    PaymentClaim,
+    Verdict,
+    VerificationResult,
+    line_amount,
+    registered_total,
+    verify_payment,
+)
 from steppay.zone import ZoneDisagreement, check_created_at
 
 if TYPE_CHECKING:
@@ -140,35 +147,26 @@ def content_hash(request: CheckoutRequest) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def registered_amount(order: OrderDetail, registration: Registration) -> Decimal | None:
-    """StepPay's price of each registered line times its registered quantity, less discounts.
-
-    Computed from the registration's quantities, not StepPay's: before payment StepPay may
-    report a quantity of 0 (the shopper has not chosen yet).
-    """
-    lines = {(i.product_code, i.price_code): i for i in registration.items}
-    total = Decimal(0)
-    for item in order.items:
-        product = (item.product.code if item.product else None) or ""
-        line = lines.get((product, (item.price.code if item.price else None) or ""))
-        if line is None or item.price is None or item.price.price is None:
-            return None
-        total += item.price.price * line.quantity
-    return total - (order.discounted_amount or Decimal(0))
-
-
 def order_currency(order: OrderDetail) -> str | None:
     currencies = {item.currency for item in order.items if item.currency}
     return currencies.pop() if len(currencies) == 1 else None
 
 
 def charged_items(order: OrderDetail) -> list[ChargedItem]:
+    """The order line by line as StepPay charged it, its own tax, shipping, fee and discount lines too.
+
+    `amount` is StepPay's figure for the line (a discount negative), so a subscriber can add the
+    lines up to the charge; `name` is StepPay's name of the line when it gives one.
+    """
     return [
         ChargedItem(
+            type=item.type,
+            name=item.discount_name or item.ordered_product_name,
             product_code=item.product.code if item.product else None,
             price_code=item.price.code if item.price else None,
             quantity=item.quantity,
             unit_price=item.price.price if item.price else None,
+            amount=line_amount(item),
         )
         for item in order.items
     ]
@@ -381,10 +379,10 @@ class PaymentFlows:
             expected_amount=request.expected_amount,
             expires_at=claim.expires_at,
         )
-        amount = registered_amount(order, registration)
+        amount = registered_total(order, registration)
         currency = order_currency(order)
         if amount is None or currency is None:
-            raise OrderRejected("StepPay's order does not price every registered line in one currency.")
+            raise OrderRejected("StepPay's order does not price just the registered lines in one currency.")
         if request.expected_amount is not None and amount != request.expected_amount:
             raise ExpectedAmountMismatch(
                 f"StepPay prices these items at {amount} {currency}, "

@@ -86,14 +86,18 @@ class Registration(BaseModel):
 
 
 class ChargedItem(BaseModel):
-    """A line as StepPay reports it was charged."""
+    """A line as StepPay reports it was charged (records written before `type` have none)."""
 
     model_config = ConfigDict(frozen=True, defer_build=True)
 
-    product_code: str | None
-    price_code: str | None
-    quantity: int | None
-    unit_price: Decimal | None
+    type: str | None = None  # SKU, or StepPay's own TAX / SHIPPING / FEE / DISCOUNT line
+    name: str | None = None  # StepPay's name of the line (product, tax, discount, ...)
+    # Absent attributes are None: the table leaves None out (StepPay's own lines have no codes).
+    product_code: str | None = None
+    price_code: str | None = None
+    quantity: int | None = None
+    unit_price: Decimal | None = None
+    amount: Decimal | None = None  # what StepPay charged for the line; a discount negative
 
 
 class PaymentRecord(BaseModel):
