@@ -96,7 +96,10 @@ def _emitted_metric_names() -> set[str]:
     names: set[str] = set()
     for path in [*ROOT.glob("functions/*/*.py"), *ROOT.glob("layers/steppay/steppay/*.py")]:
         names.update(re.findall(r'add_metric\(\s*name="([A-Za-z]+)"', path.read_text(encoding="utf-8")))
-    names.update(f"Verdict{v}" for v in ("Paid", "NotPaid", "Failed", "Canceled", "Mismatch", "NeedsReview"))
+    from steppay.verdicts import Verdict
+
+    # As functions/verify names them (PARTIALLY_REFUNDED -> VerdictPartiallyRefunded).
+    names.update(f"Verdict{v.value.title().replace('_', '')}" for v in Verdict)
     names.update(f"WebhooksProcessed{s}" for s in ("Processed", "Ignored", "Rejected"))
     from steppay.events import DETAIL_TYPES
 

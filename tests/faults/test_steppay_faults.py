@@ -147,7 +147,7 @@ def test_fault_during_webhook_processing(lab: FaultLab, reliability: Any, fault:
         assert record is not None and record["verified_via"] == "webhook"
         h.settle()
         handled = payment_webhooks_processed(h, link, mark)
-        assert sorted(r["event_type"] for r in handled) == sorted(PAYMENT_WEBHOOKS), handled
+        assert {r["event_type"] for r in handled} == set(PAYMENT_WEBHOOKS), handled  # at least once
         assert {r["state"] for r in handled} == {"PROCESSED"}, handled
         reliability.count(SUITE, records=1, events=1)
 

@@ -178,6 +178,55 @@ def test_a_run_looks_up_late_payments_and_refunds_only_and_reports_utc_windows()
     assert report.as_dict()["healthy"] is True
 
 
+def test_compare_sees_a_later_refund_of_a_partly_refunded_order() -> None:
+    day_ago = NOW - timedelta(days=1)
+    more = listed(2, day_ago, "CANCELLATION_REFUNDED_PARTIALLY", returned=5000).summary
+    emptied = listed(3, day_ago, "CANCELLATION_REFUNDED", returned=15000).summary
+    partly = PaymentState.PARTIALLY_REFUNDED
+    assert compare(more, partly, Decimal(1000)) is Decision.LOOKUP  # another partial refund
+    assert compare(emptied, partly, Decimal(1000)) is Decision.LOOKUP  # the one that empties it
+    assert compare(more, partly, Decimal(5000)) is Decision.RECORDED  # what we hold already
+    assert compare(more, partly, None) is Decision.LOOKUP  # from the index: no amount to compare
+    assert compare(more, PaymentState.PAID) is Decision.LOOKUP
+
+
+def test_a_run_records_each_later_refund_of_a_partly_refunded_order() -> None:
+    two_days = NOW - timedelta(days=2)
+    steppay = FakeStepPay(
+        [
+            listed(30, two_days, "CANCELLATION_REFUNDED_PARTIALLY", returned=1000),  # held already
+            listed(31, two_days, "CANCELLATION_REFUNDED_PARTIALLY", returned=6000),  # refunded again
+            listed(32, two_days, "CANCELLATION_REFUNDED", returned=15000),  # emptied since
+            listed(33, two_days, "CANCELLATION_REFUNDED_PARTIALLY", returned=1000),  # first refund
+        ]
+    )
+    snapshot = ReconciliationSnapshot(
+        orders=[
+            ours(30, PaymentState.PARTIALLY_REFUNDED, two_days, returned=1000),
+            ours(31, PaymentState.PARTIALLY_REFUNDED, two_days, returned=1000),
+            ours(32, PaymentState.PARTIALLY_REFUNDED, two_days, returned=1000),
+            ours(33, PaymentState.PAID, two_days),
+        ]
+    )
+    flows = FakeFlows(
+        {31: PaymentState.PARTIALLY_REFUNDED, 32: PaymentState.CANCELED, 33: PaymentState.PARTIALLY_REFUNDED}
+    )
+    report = Reconciler(steppay, FakeStore(snapshot), flows).run(NOW, WINDOW, LOOKBACK)
+    assert sorted(flows.confirmed) == ["31", "32", "33"]
+    assert (report.fixed, report.refunds_recorded, report.already_recorded) == (3, 3, 1)
+    assert "CANCELLATION_REFUNDED_PARTIALLY" in [status for _, _, status in steppay.list_calls]
+    assert report.healthy
+
+
+def test_a_partly_refunded_order_held_makes_an_empty_refund_list_suspect() -> None:
+    steppay = FakeStepPay([])
+    snapshot = ReconciliationSnapshot(
+        orders=[ours(40, PaymentState.PARTIALLY_REFUNDED, NOW - timedelta(days=3), returned=1000)]
+    )
+    report = Reconciler(steppay, FakeStore(snapshot), FakeFlows({})).run(NOW, WINDOW, LOOKBACK)
+    assert "refunds" in report.suspect_empty_lists
+
+
 def test_no_open_registration_means_no_paid_list() -> None:
     steppay = FakeStepPay([])
     report = Reconciler(steppay, FakeStore(ReconciliationSnapshot()), FakeFlows({})).run(

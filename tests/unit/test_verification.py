@@ -161,8 +161,35 @@ def test_canceled_by_refund() -> None:
     assert result.evidence.returned_amount == Decimal(15000)
 
 
-def test_partial_refund_is_canceled() -> None:
-    assert verify_payment(claim(), order(returned=Decimal("0.01"))).verdict is Verdict.CANCELED
+# Issue 16: a partial refund used to be judged CANCELED (this test was `test_partial_refund_is_
+# canceled`); money is still held, so it is PARTIALLY_REFUNDED, and the refund that empties the
+# payment is CANCELED.
+@pytest.mark.parametrize("returned", [Decimal("0.01"), 1000, 14999])
+@pytest.mark.parametrize(
+    "statuses", [("CANCELLATION_REFUNDED_PARTIALLY",), ("RETURN_REFUNDED_PARTIALLY",), ("PAID",)]
+)
+def test_partial_refund_is_partially_refunded(returned: Decimal | int, statuses: tuple[str, ...]) -> None:
+    result = verify_payment(claim(), order(returned=returned, statuses=statuses))
+    assert result.verdict is Verdict.PARTIALLY_REFUNDED and not result.verified
+    assert result.evidence.returned_amount == Decimal(returned)
+
+
+@pytest.mark.parametrize("returned", [15000, 15001])
+def test_the_refund_that_empties_the_payment_is_canceled(returned: int) -> None:
+    result = verify_payment(claim(), order(returned=returned, statuses=("CANCELLATION_REFUNDED",)))
+    assert result.verdict is Verdict.CANCELED
+
+
+def test_a_partial_refund_is_decided_by_the_amounts_not_the_item_states() -> None:
+    # One item of two fully refunded: the order still holds the other's money.
+    detail = order(returned=5000, statuses=("CANCELLATION_REFUNDED", "PAID"))
+    assert verify_payment(claim(), detail).verdict is Verdict.PARTIALLY_REFUNDED
+
+
+def test_a_partially_refunded_mismatch_or_unknown_value_keeps_its_verdict() -> None:
+    assert verify_payment(claim(order_id=2), order(returned=1000)).verdict is Verdict.MISMATCH
+    unknown = order(returned=1000, statuses=("A_STATUS_STEPPAY_ADDS_LATER",))
+    assert verify_payment(claim(), unknown).verdict is Verdict.NEEDS_REVIEW
 
 
 @pytest.mark.parametrize("status", sorted(CANCELED_ITEM_STATES))
@@ -275,9 +302,14 @@ def test_a_different_paid_amount_is_a_mismatch_never_paid(
 
 @given(returned=amounts.filter(lambda d: d > 0), statuses=status_lists, paid=st.booleans())
 def test_any_refund_is_never_paid(returned: Decimal, statuses: tuple[str, ...], paid: bool) -> None:
-    result = verify_payment(claim(amount=None), order(paid=paid, returned=returned, statuses=statuses))
-    assert result.verdict in (Verdict.CANCELED, Verdict.MISMATCH)
+    detail = order(paid=paid, returned=returned, statuses=statuses)
+    result = verify_payment(claim(amount=None), detail)
+    assert result.verdict in (Verdict.PARTIALLY_REFUNDED, Verdict.CANCELED, Verdict.MISMATCH)
     assert not result.verified
+    if result.verdict is not Verdict.MISMATCH:
+        # Partial exactly when money is left of the payment.
+        partial = returned < detail.paid_amount
+        assert (result.verdict is Verdict.PARTIALLY_REFUNDED) is partial
 
 
 @given(

@@ -163,7 +163,9 @@ class CheckoutView(ApiModel):
     merchant_ref: str
     order_code: str
     order_id: int | None
-    state: str  # a steppay.transitions.PaymentState: PENDING, PAID, MISMATCH, FAILED, CANCELED, NEEDS_REVIEW
+    # a steppay.transitions.PaymentState: PENDING, PAID, MISMATCH, FAILED, PARTIALLY_REFUNDED,
+    # CANCELED, NEEDS_REVIEW
+    state: str
     pay_url: str | None
     customer: CustomerView
     items: list[RegisteredItemView]

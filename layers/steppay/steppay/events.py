@@ -25,6 +25,7 @@ from steppay.transitions import (
     PAYMENT_CANCELED,
     PAYMENT_MISMATCH,
     PAYMENT_NEEDS_REVIEW,
+    PAYMENT_REFUNDED,
     PAYMENT_VERIFIED,
     RENEWAL_PAYMENT_FAILED,
     RENEWAL_PAYMENT_VERIFIED,
@@ -41,6 +42,7 @@ DETAIL_TYPES = (
     PAYMENT_NEEDS_REVIEW,
     RENEWAL_PAYMENT_VERIFIED,
     RENEWAL_PAYMENT_FAILED,
+    PAYMENT_REFUNDED,
     PAYMENT_CANCELED,
     SUBSCRIPTION_STATUS_CHANGED,
 )
@@ -151,11 +153,36 @@ def renewal_failed_detail(record: PaymentRecord) -> dict[str, Any]:
     }
 
 
-def payment_canceled_detail(record: PaymentRecord) -> dict[str, Any]:
-    """`Payment Canceled` (events/schemas/payment-canceled.json)."""
+def _refund_amount(record: PaymentRecord, previous: PaymentRecord | None) -> Decimal:
+    """What this change returned: the growth of StepPay's running total over the recorded one."""
+    before = previous.returned_amount if previous is not None else None
+    return (record.returned_amount or Decimal(0)) - (before or Decimal(0))
+
+
+def payment_refunded_detail(record: PaymentRecord, previous: PaymentRecord | None = None) -> dict[str, Any]:
+    """`Payment Refunded` (events/schemas/payment-refunded.json): part of a payment returned.
+
+    One per recorded growth of StepPay's `returnedAmount`; its `eventId` names the running total
+    it reached, so each partial refund has its own and a retried publish repeats it.
+    """
+    returned = record.returned_amount or Decimal(0)
+    paid = record.paid_amount if record.paid_amount is not None else record.amount
+    return {
+        **payment_verified_detail(record),
+        "eventId": event_id_for(record.order_code, f"payment-refunded:{returned.normalize():f}"),
+        "refundAmount": _money(_refund_amount(record, previous)),
+        "returnedAmount": _money(returned),
+        "remainingAmount": _money(paid - returned if paid is not None else None),
+        "refundedAt": _iso(record.refunded_at),
+    }
+
+
+def payment_canceled_detail(record: PaymentRecord, previous: PaymentRecord | None = None) -> dict[str, Any]:
+    """`Payment Canceled` (events/schemas/payment-canceled.json): nothing of the payment is left."""
     return {
         **payment_verified_detail(record),
         "eventId": event_id_for(record.order_code, "payment-canceled"),
+        "refundAmount": _money(_refund_amount(record, previous)),
         "returnedAmount": _money(record.returned_amount),
         "canceledAt": _iso(record.canceled_at),
     }
@@ -204,9 +231,15 @@ DETAILS: dict[str, Callable[[PaymentRecord], dict[str, Any]]] = {
     PAYMENT_VERIFIED: payment_verified_detail,
     RENEWAL_PAYMENT_VERIFIED: renewal_verified_detail,
     RENEWAL_PAYMENT_FAILED: renewal_failed_detail,
+    PAYMENT_REFUNDED: payment_refunded_detail,
     PAYMENT_CANCELED: payment_canceled_detail,
     PAYMENT_MISMATCH: payment_mismatch_detail,
     PAYMENT_NEEDS_REVIEW: payment_needs_review_detail,
+}
+# The refund events' details also need the change's previous record (what this refund returned).
+REFUND_DETAILS: dict[str, Callable[[PaymentRecord, PaymentRecord | None], dict[str, Any]]] = {
+    PAYMENT_REFUNDED: payment_refunded_detail,
+    PAYMENT_CANCELED: payment_canceled_detail,
 }
 
 
@@ -224,9 +257,17 @@ class OutgoingEvent:
 
 def events_for_order_change(old: PaymentRecord | None, new: PaymentRecord) -> list[OutgoingEvent]:
     """The event one stored order change stands for, by the transition table (none for most writes)."""
-    detail_type = event_for(old.state if old is not None else None, new.state, order_kind(new.order_type))
+    detail_type = event_for(
+        old.state if old is not None else None,
+        new.state,
+        order_kind(new.order_type),
+        returned_before=old.returned_amount if old is not None else None,
+        returned_after=new.returned_amount,
+    )
     if detail_type is None:
         return []
+    if detail_type in REFUND_DETAILS:
+        return [OutgoingEvent(detail_type, REFUND_DETAILS[detail_type](new, old))]
     return [OutgoingEvent(detail_type, DETAILS[detail_type](new))]
 
 

@@ -234,9 +234,9 @@ def _is_order_code(value: str) -> bool:
 
 
 def _recorded_settled(ref: str) -> str | None:
-    """PAID or CANCELED when the order `ref` names is recorded so (by code: the record; by
-    StepPay's numeric id: the settled-orders index, eventually consistent: a miss only asks
-    StepPay), else None."""
+    """PAID, PARTIALLY_REFUNDED or CANCELED when the order `ref` names is recorded so (by code: the
+    record; by StepPay's numeric id: the settled-orders index, eventually consistent: a miss only
+    asks StepPay), else None."""
     from steppay.persistence import get_payment_store
     from steppay.transitions import SETTLED_STATES
 

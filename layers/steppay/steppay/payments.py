@@ -59,7 +59,7 @@ from steppay.problems import (
 )
 from steppay.redirects import check_redirect_url
 from steppay.settings import Settings
-from steppay.transitions import order_kind, transition_for
+from steppay.transitions import REFUNDED_STATES, order_kind, transition_for
 from steppay.verification import (
     PaymentClaim,
     Verdict,
@@ -573,7 +573,30 @@ class PaymentFlows:
         if newly and record is not None and record.state in settled:
             if order.type is not OrderType.RECURRING:
                 self._store.keep_checkout(registration.checkout_id)  # settled: no longer expires
+        if newly and record is not None and record.state in REFUNDED_STATES:
+            self._sync_refunded_subscriptions(order, record)
         return record, newly
+
+    def _sync_refunded_subscriptions(self, order: OrderDetail, record: PaymentRecord) -> None:
+        """A refund of a subscription's initial order may cancel it at StepPay: store what it says now.
+
+        A failed lookup is logged, not raised: the refund is recorded already (a retry would find
+        nothing new to do), and reconciliation looks every live subscription up on its next run.
+        """
+        if order.type is not OrderType.RECURRING_INITIAL:
+            return
+        for subscription_id in record.subscription_ids:
+            try:
+                self.sync_subscription(subscription_id)
+            except StepPayError as exc:
+                logger.warning(
+                    "Could not sync a refunded order's subscription; reconciliation will",
+                    extra={
+                        "order_code": record.order_code,
+                        "subscription_id": subscription_id,
+                        "error": type(exc).__name__,
+                    },
+                )
 
     def _record_verdict(
         self,
@@ -585,7 +608,11 @@ class PaymentFlows:
     ) -> tuple[PaymentRecord | None, bool]:
         """Record the change the transition table gives this verdict, when it gives one."""
         row = transition_for(result.verdict, order_kind(str(order.type)))
-        if row is None or not row.allows(known.state if known is not None else None):
+        if row is None or not row.permits(
+            known.state if known is not None else None,
+            known.returned_amount if known is not None else None,
+            order.returned_amount,
+        ):
             return known, False
         if row.to is PaymentState.MISMATCH and not result.evidence.registration_mismatches:
             # The order is not the one claimed (code or id): the caller was wrong, not StepPay.
@@ -603,8 +630,14 @@ class PaymentFlows:
         via: VerifiedVia,
     ) -> PaymentRecord:
         """The record a move into `state` writes (what StepPay showed, with what was registered)."""
-        if state is PaymentState.CANCELED and known is not None:
-            refunded = {"returned_amount": order.returned_amount, "canceled_at": datetime.now(UTC)}
+        if state in REFUNDED_STATES and known is not None:
+            # The record follows StepPay's running total; the store writes it only when it grows.
+            now = datetime.now(UTC)
+            refunded: dict[str, object] = {"returned_amount": order.returned_amount, "refunded_at": now}
+            if known.paid_amount is None:
+                refunded["paid_amount"] = order.paid_amount
+            if state is PaymentState.CANCELED:
+                refunded["canceled_at"] = now
             return known.model_copy(update={"state": state, **refunded})
         record = self._paid_record(order, known, registration, via)
         if state is PaymentState.MISMATCH:
@@ -620,7 +653,12 @@ class PaymentFlows:
                 "StepPay answered with values this bundle does not know; the order needs review",
                 extra={"order_code": order.order_code, "unknown_values": unknown},
             )
-            return record.model_copy(update={"state": state, "unknown_values": unknown})
+            # A partly refunded order keeps what was returned (the store's write leaves it too):
+            # its next refund event counts from there.
+            refunds = (
+                {"returned_amount": known.returned_amount, "refunded_at": known.refunded_at} if known else {}
+            )
+            return record.model_copy(update={"state": state, "unknown_values": unknown, **refunds})
         if state is PaymentState.FAILED:
             return record.model_copy(
                 update={

@@ -5,7 +5,8 @@ Items (one table):
   retried registration answers the same checkout, and the StepPay order it created);
 - `IDEMPOTENCY#<key>`: an `Idempotency-Key` header, bound to the request content it came with;
 - `ORDER#<orderCode>`: one StepPay order, with the registration it was created for. It moves as
-  `steppay.transitions.TRANSITIONS` allows (PENDING → PAID or MISMATCH, PAID → CANCELED, ...).
+  `steppay.transitions.TRANSITIONS` allows (PENDING → PAID or MISMATCH, PAID → PARTIALLY_REFUNDED
+  → CANCELED, ...; a refund is written only when StepPay's `returned_amount` grows).
   Each move is a conditional write, so however many callers verify one order at once, exactly one
   records it; the table's stream carries that single transition to the publisher.
 - `SUBSCRIPTION#<id>`: a subscription StepPay reported, as of StepPay's own time.
@@ -36,9 +37,9 @@ from steppay.transitions import SETTLED_STATES, order_kind, transition_into
 from steppay.transitions import PaymentState as PaymentState  # re-exported: the store's records name it
 
 ORDER_SK = "ORDER"
-# Settled orders (PAID or CANCELED) by StepPay's numeric id, for reconciliation: StepPay's order
-# list carries ids, not codes. Sparse (only settled orders carry the key, so a pending order or a
-# subscription costs no index write) and eventually consistent (a moment-old payment may be
+# Settled orders (PAID, PARTIALLY_REFUNDED, CANCELED) by StepPay's numeric id, for reconciliation:
+# StepPay's order list carries ids, not codes. Sparse (only settled orders carry the key, so a
+# pending order or a subscription costs no index write) and eventually consistent (a moment-old payment may be
 # missing: the caller then merely confirms it again).
 SETTLED_ORDERS_INDEX = "SettledOrdersIndex"
 SETTLED_ORDER_ID = "settled_order_id"
@@ -133,7 +134,10 @@ class PaymentRecord(BaseModel):
     error_code: str | None = None
     error_message: str | None = None
     failed_at: datetime | None = None
+    # Refunds: StepPay's running returnedAmount (it only grows), when the last refund was recorded,
+    # and when the payment was emptied or cancelled (CANCELED only).
     returned_amount: Decimal | None = None
+    refunded_at: datetime | None = None
     canceled_at: datetime | None = None
     # The registration this order was created for (for a renewal: its subscription's checkout).
     registration: Registration | None = None
@@ -412,7 +416,8 @@ class PaymentStore:
         return record_from_item(item) if item else None
 
     def settled_state_by_order_id(self, order_id: int) -> PaymentState | None:
-        """PAID or CANCELED when StepPay order `order_id` is recorded so, from the index; else None.
+        """PAID, PARTIALLY_REFUNDED or CANCELED when StepPay order `order_id` is recorded so, from the
+        index; else None.
 
         The index is eventually consistent; callers use it only to skip work that a miss
         would merely repeat (reconciliation), never to decide a payment.
@@ -536,16 +541,31 @@ class PaymentStore:
         return existing if existing is not None else record
 
     def _transition(
-        self, record: PaymentRecord, allowed_from: tuple[PaymentState, ...], allow_new: bool
+        self,
+        record: PaymentRecord,
+        allowed_from: tuple[PaymentState, ...],
+        allow_new: bool,
+        grows_from: tuple[PaymentState, ...] = (),
     ) -> tuple[PaymentRecord, bool]:
         """Move an order into `record.state` when it is in one of `allowed_from` (or absent).
 
-        What was remembered at pay-link time (merchantRef, createdAt, the ordered amount) is
-        kept; the evidence is written only by the call that wins the condition, so concurrent
-        callers record a state change exactly once.
+        From a `grows_from` state, only when the stored `returned_amount` is smaller than the
+        record's (a refund row: a stale or repeated lookup writes nothing). What was remembered
+        at pay-link time (merchantRef, createdAt, the ordered amount) is kept; the evidence is
+        written only by the call that wins the condition, so concurrent callers record a state
+        change exactly once.
         """
-        placeholders = {f":from{i}": state.value for i, state in enumerate(allowed_from)}
-        condition = f"#state IN ({', '.join(placeholders)})"
+        plain = [state for state in allowed_from if state not in grows_from]
+        placeholders: dict[str, Any] = {f":from{i}": state.value for i, state in enumerate(plain)}
+        clauses = [f"#state IN ({', '.join(placeholders)})"] if placeholders else []
+        grown = [state for state in allowed_from if state in grows_from]
+        if grown:
+            growing = {f":grow{i}": state.value for i, state in enumerate(grown)}
+            placeholders.update(growing)
+            placeholders[":returned"] = record.returned_amount or Decimal(0)
+            # A missing returned_amount compares false: only a recorded, smaller one is overtaken.
+            clauses.append(f"(#state IN ({', '.join(growing)}) AND returned_amount < :returned)")
+        condition = " OR ".join(clauses)
         if allow_new:
             condition = f"attribute_not_exists(pk) OR {condition}"
         values = _to_item(record, order_key(record.order_code), "order")
@@ -576,7 +596,9 @@ class PaymentStore:
         one, never becomes PAID again: no row allows it).
         """
         row = transition_into(record.state, order_kind(record.order_type))
-        return self._transition(record, row.from_states, allow_new=row.from_nothing)
+        return self._transition(
+            record, row.from_states, allow_new=row.from_nothing, grows_from=row.grows_from
+        )
 
     # -- checkouts ------------------------------------------------------------------------
 

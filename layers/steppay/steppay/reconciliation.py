@@ -14,8 +14,11 @@ What StepPay's order list (`GET /api/v1/orders`) can and cannot tell us, and how
      registrations** (PENDING orders, known until they expire; a first payment can only happen
      to one of them), of which only those registrations are looked up. A virtual-account
      deposit days later is found here;
-  3. *refunds*: orders with an item in a refund state (`status` filter, one list per state)
-     created in the last `lookback` (30 days by default), compared with our record.
+  3. *refunds*: orders with an item in a refund state (`status` filter, one list per state,
+     `..._REFUNDED_PARTIALLY` among them) created in the last `lookback` (30 days by default),
+     compared with our record: a PAID order showing money returned, or a PARTIALLY_REFUNDED one
+     showing more returned than we hold, is looked up (each later partial refund, and the one
+     that empties the payment, is recorded and announced once).
 
 * The list's rows carry ids but (in the spec) no order codes, and a status filter matches an order
   when *any* of its items has that status. A row is compared with our record (state, and whether
@@ -60,6 +63,7 @@ from steppay.persistence import (
     VerifiedVia,
 )
 from steppay.problems import StorageUnavailable
+from steppay.transitions import REFUNDED_STATES
 
 if TYPE_CHECKING:
     from steppay.listing_models import OrderSummary
@@ -113,8 +117,15 @@ class Decision(StrEnum):
     LOOKUP = "lookup"  # the row differs from our record (or we have none): ask StepPay
 
 
-def compare(summary: OrderSummary, known: PaymentState | None) -> Decision:
-    """What one row of StepPay's list means against our record of that order (pure)."""
+def compare(
+    summary: OrderSummary, known: PaymentState | None, known_returned: Decimal | None = None
+) -> Decision:
+    """What one row of StepPay's list means against our record of that order (pure).
+
+    `known_returned`: the returned amount our record holds, when the caller read it (the
+    snapshot does; the settled-orders index does not, and then a partly refunded order is looked
+    up: its conditional write records only a larger amount).
+    """
     refund_shown = bool(summary.returned_amount)
     if summary.payment_date is None and not refund_shown:
         return Decision.NOT_PAID
@@ -122,6 +133,9 @@ def compare(summary: OrderSummary, known: PaymentState | None) -> Decision:
         return Decision.RECORDED  # final: CANCELED never moves again, MISMATCH waits for a person
     if known is PaymentState.PAID and not refund_shown:
         return Decision.RECORDED
+    if known is PaymentState.PARTIALLY_REFUNDED and known_returned is not None:
+        shown = summary.returned_amount or Decimal(0)
+        return Decision.LOOKUP if shown > known_returned else Decision.RECORDED  # another refund?
     return Decision.LOOKUP
 
 
@@ -140,7 +154,7 @@ class ReconciliationReport:
     already_recorded: int = 0  # rows our record already matched: not asked about
     fixed: int = 0  # order changes recorded by this run (payments and refunds)
     late_payments_recorded: int = 0  # of which: open registrations paid after the recent window
-    refunds_recorded: int = 0  # of which: refunds (PAID -> CANCELED)
+    refunds_recorded: int = 0  # of which: refunds (partial ones, and the one that empties a payment)
     unregistered: int = 0  # paid orders this bundle never registered (made elsewhere): not recorded
     failed: int = 0  # orders that could not be confirmed this time; the next run retries
     open_registrations: int = 0  # our PENDING/FAILED orders, matched against the PAID list
@@ -219,7 +233,7 @@ class Reconciler:
         expected = [
             o
             for o in snapshot.orders
-            if o.state is PaymentState.CANCELED and (o.returned_amount or Decimal(0)) > 0
+            if o.state in REFUNDED_STATES and (o.returned_amount or Decimal(0)) > 0
         ]
         self._check_not_empty(report, "refunds", refunded, expected)
 
@@ -236,11 +250,14 @@ class Reconciler:
                 extra={"list": name, "window": report.windows.get(name), "orders_held": len(expected)},
             )
 
-    def _known_state(self, order_id: int, ours: dict[int, KnownOrder]) -> PaymentState | None:
+    def _known_state(
+        self, order_id: int, ours: dict[int, KnownOrder]
+    ) -> tuple[PaymentState | None, Decimal | None]:
+        """Our state of the order, with its returned amount when the snapshot holds it."""
         known = ours.get(order_id)
         if known is not None:
-            return known.state
-        return self._store.settled_state_by_order_id(order_id)  # renewals: no creation time of ours
+            return known.state, known.returned_amount
+        return self._store.settled_state_by_order_id(order_id), None  # renewals: no creation time of ours
 
     def _walk(
         self,
@@ -269,7 +286,7 @@ class Reconciler:
             if report.incomplete or self._out_of_time(report):
                 continue
             try:
-                decision = compare(summary, self._known_state(summary.id, ours))
+                decision = compare(summary, *self._known_state(summary.id, ours))
                 if decision is Decision.NOT_PAID:
                     continue
                 report.paid_seen += 1
@@ -301,7 +318,7 @@ class Reconciler:
         if not newly or record is None:
             return
         report.fixed += 1
-        if record.state is PaymentState.CANCELED:
+        if record.state in REFUNDED_STATES:
             report.refunds_recorded += 1
         elif known is not None and late_after is not None and known.created_at < late_after:
             report.late_payments_recorded += 1

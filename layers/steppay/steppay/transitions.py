@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 from enum import StrEnum
 
 from steppay.verdicts import Verdict
@@ -28,7 +29,9 @@ class PaymentState(StrEnum):
     PAID = "PAID"  # StepPay confirmed the payment, for what was registered
     MISMATCH = "MISMATCH"  # StepPay took money, but not for what was registered: a person must look
     FAILED = "FAILED"  # StepPay confirmed that the charge failed (renewals)
-    CANCELED = "CANCELED"  # a recorded payment was refunded or cancelled at StepPay
+    # StepPay returned part of a recorded payment (0 < returnedAmount < paidAmount); more may follow
+    PARTIALLY_REFUNDED = "PARTIALLY_REFUNDED"
+    CANCELED = "CANCELED"  # a recorded payment was refunded in full or cancelled at StepPay
     NEEDS_REVIEW = "NEEDS_REVIEW"  # StepPay answered with a value we do not know: a person must look
 
 
@@ -48,6 +51,7 @@ def order_kind(order_type: str | None) -> OrderKind:
 PAYMENT_VERIFIED = "Payment Verified"
 RENEWAL_PAYMENT_VERIFIED = "Renewal Payment Verified"
 RENEWAL_PAYMENT_FAILED = "Renewal Payment Failed"
+PAYMENT_REFUNDED = "Payment Refunded"
 PAYMENT_CANCELED = "Payment Canceled"
 PAYMENT_MISMATCH = "Payment Mismatch"
 PAYMENT_NEEDS_REVIEW = "Payment Needs Review"
@@ -65,12 +69,25 @@ class Transition:
     from_nothing: bool  # the order may have no record yet (a renewal is first seen paid)
     events: Mapping[OrderKind, str | None]  # the kinds the row applies to, each with its event
     why: str
+    # From these of `from_states`, the move also needs StepPay's running `returnedAmount` to be
+    # larger than the recorded one (a refund row: a stale or repeated lookup records nothing).
+    grows_from: tuple[PaymentState, ...] = ()
 
     def applies_to(self, kind: OrderKind) -> bool:
         return kind in self.events
 
     def allows(self, before: PaymentState | None) -> bool:
         return self.from_nothing if before is None else before in self.from_states
+
+    def permits(
+        self, before: PaymentState | None, recorded_returned: Decimal | None, returned: Decimal | None
+    ) -> bool:
+        """`allows`, and, from a `grows_from` state, only a larger returned amount than recorded."""
+        if not self.allows(before):
+            return False
+        if before in self.grows_from:
+            return (returned or Decimal(0)) > (recorded_returned or Decimal(0))
+        return True
 
 
 TRANSITIONS: tuple[Transition, ...] = (
@@ -108,17 +125,29 @@ TRANSITIONS: tuple[Transition, ...] = (
         "StepPay could not charge a renewal (a failed first payment records nothing: the shopper retries)",
     ),
     Transition(
+        Verdict.PARTIALLY_REFUNDED,
+        PaymentState.PARTIALLY_REFUNDED,
+        (PaymentState.PAID, PaymentState.PARTIALLY_REFUNDED, PaymentState.NEEDS_REVIEW),
+        False,
+        dict.fromkeys(BOTH, PAYMENT_REFUNDED),
+        "StepPay returned part of a recorded payment (0 < returnedAmount < paidAmount); each later "
+        "partial refund is another move, recorded only when returnedAmount grows",
+        grows_from=(PaymentState.PARTIALLY_REFUNDED,),
+    ),
+    Transition(
         Verdict.CANCELED,
         PaymentState.CANCELED,
-        (PaymentState.PAID, PaymentState.NEEDS_REVIEW),
+        (PaymentState.PAID, PaymentState.PARTIALLY_REFUNDED, PaymentState.NEEDS_REVIEW),
         False,
         dict.fromkeys(BOTH, PAYMENT_CANCELED),
-        "a recorded payment was refunded or cancelled at StepPay; it never becomes PAID again",
+        "a recorded payment was refunded in full (the refund that empties it, at once or after partial "
+        "ones) or cancelled at StepPay; it never becomes PAID again",
+        grows_from=(PaymentState.PARTIALLY_REFUNDED,),
     ),
     Transition(
         Verdict.NEEDS_REVIEW,
         PaymentState.NEEDS_REVIEW,
-        (PaymentState.PENDING, PaymentState.FAILED, PaymentState.PAID),
+        (PaymentState.PENDING, PaymentState.FAILED, PaymentState.PAID, PaymentState.PARTIALLY_REFUNDED),
         True,
         dict.fromkeys(BOTH, PAYMENT_NEEDS_REVIEW),
         "StepPay answered with an order type or item status this bundle does not know: never paid, "
@@ -126,8 +155,12 @@ TRANSITIONS: tuple[Transition, ...] = (
     ),
 )
 
-# Orders in these states are settled: reconciliation has nothing more to learn about them.
-SETTLED_STATES = frozenset({PaymentState.PAID, PaymentState.CANCELED})
+# Orders in these states are settled (paid, maybe refunded since): no first payment can change
+# them; StepPay's settled-orders index holds them. Only a refund (or a new value) still moves a
+# PAID or PARTIALLY_REFUNDED one, which reconciliation's refund lists find.
+SETTLED_STATES = frozenset({PaymentState.PAID, PaymentState.PARTIALLY_REFUNDED, PaymentState.CANCELED})
+# The states a refund leaves an order in (its record carries StepPay's running returnedAmount).
+REFUNDED_STATES = frozenset({PaymentState.PARTIALLY_REFUNDED, PaymentState.CANCELED})
 
 
 def transition_for(verdict: Verdict, kind: OrderKind) -> Transition | None:
@@ -146,12 +179,25 @@ def transition_into(to: PaymentState, kind: OrderKind) -> Transition:
     raise ValueError(f"no transition into {to} for a {kind} order")
 
 
-def event_for(before: PaymentState | None, after: PaymentState, kind: OrderKind) -> str | None:
-    """The event a stored change stands for: its row's, when the table allows it, else none."""
-    if before is after:
-        return None
+def event_for(
+    before: PaymentState | None,
+    after: PaymentState,
+    kind: OrderKind,
+    *,
+    returned_before: Decimal | None = None,
+    returned_after: Decimal | None = None,
+) -> str | None:
+    """The event a stored change stands for: its row's, when the table allows it, else none.
+
+    A write that leaves the state as it was stands for nothing, except a row's move from its own
+    state when the returned amount grew (a later partial refund).
+    """
     for row in TRANSITIONS:
-        if row.to is after and row.applies_to(kind) and row.allows(before):
+        if row.to is not after or not row.applies_to(kind):
+            continue
+        if before is after and before not in row.grows_from:
+            continue
+        if row.permits(before, returned_before, returned_after):
             return row.events[kind]
     return None
 
@@ -160,7 +206,10 @@ def render_markdown() -> str:
     """The table as docs/ARCHITECTURE.md shows it."""
     lines = ["| from | StepPay says | order kind | to | event | why |", "|" + " --- |" * 6]
     for row in TRANSITIONS:
-        starts = (["none"] if row.from_nothing else []) + [state.value for state in row.from_states]
+        starts = (["none"] if row.from_nothing else []) + [
+            f"{state.value} (returnedAmount grows)" if state in row.grows_from else state.value
+            for state in row.from_states
+        ]
         says = f"`{row.verdict.value}`" if row.verdict is not None else "(registration)"
         for kind, event in row.events.items():
             shown = f"`{event}`" if event else "none"
@@ -173,7 +222,9 @@ __all__ = [
     "PAYMENT_CANCELED",
     "PAYMENT_MISMATCH",
     "PAYMENT_NEEDS_REVIEW",
+    "PAYMENT_REFUNDED",
     "PAYMENT_VERIFIED",
+    "REFUNDED_STATES",
     "RENEWAL_ORDER_TYPE",
     "RENEWAL_PAYMENT_FAILED",
     "RENEWAL_PAYMENT_VERIFIED",

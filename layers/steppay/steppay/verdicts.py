@@ -13,6 +13,8 @@ class Verdict(StrEnum):
     PAID = "PAID"
     NOT_PAID = "NOT_PAID"
     FAILED = "FAILED"
+    # StepPay returned part of the payment (0 < returnedAmount < paidAmount): still paid, less.
+    PARTIALLY_REFUNDED = "PARTIALLY_REFUNDED"
     CANCELED = "CANCELED"
     MISMATCH = "MISMATCH"
     # StepPay's answer carries a value we decide with that this bundle does not know (a new item

@@ -14,15 +14,20 @@ the order is StepPay's answer. Verdicts, decided in this order (first match wins
 2. NEEDS_REVIEW: StepPay's answer carries an order type or item status this bundle does not
    know (StepPay added it later). It is never read as paid, never guessed at and never retried
    in a loop: the order is recorded as NEEDS_REVIEW, announced and alarmed, for a person to look.
-3. CANCELED: any refund (`returnedAmount > 0`) or any item in a cancelled or refund state.
-   A refunded order is not paid any more, even with a `paymentDate`.
-4. PAID: StepPay's `paymentDate` is set (the guide's rule) and nothing contradicts it: no item
+3. PARTIALLY_REFUNDED: StepPay returned part of the payment, `0 < returnedAmount < paidAmount`
+   (StepPay's `paidAmount` stays what was charged; `returnedAmount` is its running total of
+   refunds). Decided by the amounts alone: the items' states (`..._REFUNDED_PARTIALLY`, or one
+   item of several fully refunded) do not change it. Money is still held, so it is not CANCELED.
+4. CANCELED: a refund that leaves nothing (`returnedAmount > 0` and `>= paidAmount`), or, with nothing
+   returned, any item in a cancelled or refund state. A refunded order is not paid any more,
+   even with a `paymentDate`.
+5. PAID: StepPay's `paymentDate` is set (the guide's rule) and nothing contradicts it: no item
    failed (`PAYMENT_FAILURE`) or is still waiting for a deposit (`DEPOSIT_WAITING`: a virtual
    account issued, not paid). Items in delivery, exchange, return-request or finished states
    are paid orders going on with their life.
-5. FAILED: no `paymentDate`, and a failure is reported (an item in `PAYMENT_FAILURE`, or the
+6. FAILED: no `paymentDate`, and a failure is reported (an item in `PAYMENT_FAILURE`, or the
    payment's `errorCode` / `errorMessage`).
-6. NOT_PAID: anything else (not paid yet; also a `paymentDate` that items contradict, which is
+7. NOT_PAID: anything else (not paid yet; also a `paymentDate` that items contradict, which is
    looked at again later rather than trusted).
 
 What an order costs (the one pricing rule, used at registration and at payment):
@@ -392,6 +397,9 @@ def verify_payment(claim: PaymentClaim, order: OrderDetail) -> VerificationResul
     elif unknown:
         verdict = Verdict.NEEDS_REVIEW
         reasons.append("StepPay reports values this bundle does not know: " + ", ".join(unknown))
+    elif 0 < returned < order.paid_amount:
+        verdict = Verdict.PARTIALLY_REFUNDED
+        reasons.append(f"StepPay reports {returned} of {order.paid_amount} returned (a partial refund)")
     elif returned > 0 or any(status in CANCELED_ITEM_STATES for status in statuses):
         verdict = Verdict.CANCELED
         if returned > 0:
