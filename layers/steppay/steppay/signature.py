@@ -118,23 +118,33 @@ def verify_signature(
 
     Order of checks: missing, malformed, stale (outside +/- tolerance), mismatch.
     """
-    if not isinstance(raw_body, bytes | bytearray):
-        raise TypeError("raw_body must be the request body as bytes, exactly as received")
-    if not keys:
-        raise ValueError("no webhook verification key is configured")
-    parsed = parse_signature_header(header)
+    parsed = _parsed_header(raw_body, header, keys)
     current = time.time() if now is None else now
     if abs(current - parsed.timestamp) > tolerance_seconds:
         raise SignatureStale(
             f"the Steppay-Signature timestamp is outside the {tolerance_seconds}s tolerance",
             timestamp=parsed.timestamp,
         )
+    _check_keys(raw_body, parsed, keys)
+    return parsed.timestamp
+
+
+def _parsed_header(raw_body: bytes, header: str | None, keys: Sequence[VerificationKey]) -> ParsedSignature:
+    if not isinstance(raw_body, bytes | bytearray):
+        raise TypeError("raw_body must be the request body as bytes, exactly as received")
+    if not keys:
+        raise ValueError("no webhook verification key is configured")
+    return parse_signature_header(header)
+
+
+def _check_keys(raw_body: bytes, parsed: ParsedSignature, keys: Sequence[VerificationKey]) -> None:
+    """Return when one configured key signed the body at the header's timestamp, else raise."""
     body = bytes(raw_body)
     for key in keys:
         expected = _digest(body, key, parsed.timestamp_text)
         for candidate in parsed.signatures:
             if hmac.compare_digest(expected, candidate):
-                return parsed.timestamp
+                return
     raise SignatureMismatch("no Steppay-Signature key matches", timestamp=parsed.timestamp)
 
 
@@ -162,24 +172,15 @@ def verify_signature_allowing_stale(
     A timestamp further in the future than the tolerance is still refused (StepPay cannot have
     signed it yet), and the signature is checked before age, so a forgery is always a mismatch.
     """
-    if not isinstance(raw_body, bytes | bytearray):
-        raise TypeError("raw_body must be the request body as bytes, exactly as received")
-    if not keys:
-        raise ValueError("no webhook verification key is configured")
-    parsed = parse_signature_header(header)
+    parsed = _parsed_header(raw_body, header, keys)
     current = time.time() if now is None else now
     if parsed.timestamp - current > tolerance_seconds:
         raise SignatureStale(
             f"the Steppay-Signature timestamp is more than {tolerance_seconds}s in the future",
             timestamp=parsed.timestamp,
         )
-    body = bytes(raw_body)
-    for key in keys:
-        expected = _digest(body, key, parsed.timestamp_text)
-        for candidate in parsed.signatures:
-            if hmac.compare_digest(expected, candidate):
-                return VerifiedSignature(parsed.timestamp, current - parsed.timestamp > tolerance_seconds)
-    raise SignatureMismatch("no Steppay-Signature key matches", timestamp=parsed.timestamp)
+    _check_keys(raw_body, parsed, keys)
+    return VerifiedSignature(parsed.timestamp, current - parsed.timestamp > tolerance_seconds)
 
 
 __all__ = [
